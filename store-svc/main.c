@@ -1,0 +1,406 @@
+/* helvino-store: the only process that touches PostgreSQL. It answers
+ * requests on a ROUTER socket through a pool of worker threads and, after
+ * each commit, publishes an event on a PUB socket.
+ *
+ * The main thread is a broker: it reads requests, hands each to an idle
+ * worker (or queues it), sends back replies and publishes events. */
+#include "db.h"
+#include "hv_config.h"
+#include "hv_envelope.h"
+#include "hv_log.h"
+#include "hv_time.h"
+#include "hv_version.h"
+#include "migrate.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *store_endpoint;
+    const char *events_endpoint;
+    const char *database_url;
+    long workers;
+    long queue_limit;
+    long max_request_bytes;
+    long events_high_water_mark;
+    long shutdown_timeout_ms;
+    bool seed_demo;
+    const char *log_level;
+} store_config;
+
+static store_config config;
+
+static hv_setting settings[] = {
+    {"store-endpoint", "HELVINO_STORE_ENDPOINT", HV_SETTING_STRING, "tcp://127.0.0.1:5555",
+     "ZeroMQ endpoint the ROUTER socket binds for requests.", &config.store_endpoint, 0, 0, HV_SHOW_PLAIN},
+    {"events-endpoint", "HELVINO_EVENTS_ENDPOINT", HV_SETTING_STRING, "tcp://127.0.0.1:5556",
+     "ZeroMQ endpoint the PUB socket binds for events.", &config.events_endpoint, 0, 0, HV_SHOW_PLAIN},
+    {"database-url", "HELVINO_DATABASE_URL", HV_SETTING_STRING, "",
+     "libpq connection string or URI; empty uses the PG* environment variables.", &config.database_url, 0, 0,
+     HV_SHOW_CONNINFO},
+    {"workers", "HELVINO_STORE_WORKERS", HV_SETTING_INT, "4",
+     "Worker threads, each with its own PostgreSQL connection.", &config.workers, 1, 256, HV_SHOW_PLAIN},
+    {"queue-limit", "HELVINO_STORE_QUEUE_LIMIT", HV_SETTING_INT, "10000",
+     "Requests that may wait for a free worker; beyond it requests get 503.", &config.queue_limit, 0, 10000000,
+     HV_SHOW_PLAIN},
+    {"max-request-bytes", "HELVINO_STORE_MAX_REQUEST_BYTES", HV_SETTING_INT, "1048576",
+     "Largest request accepted, in bytes; larger ones get 413.", &config.max_request_bytes, 1024, 64L * 1024 * 1024,
+     HV_SHOW_PLAIN},
+    {"events-hwm", "HELVINO_EVENTS_HWM", HV_SETTING_INT, "100000",
+     "Events queued per subscriber before ZeroMQ drops new ones for it.", &config.events_high_water_mark, 1, 100000000,
+     HV_SHOW_PLAIN},
+    {"shutdown-timeout-ms", "HELVINO_STORE_SHUTDOWN_TIMEOUT_MS", HV_SETTING_INT, "10000",
+     "On SIGTERM, how long to wait for requests in flight, in milliseconds.", &config.shutdown_timeout_ms, 0, 3600000,
+     HV_SHOW_PLAIN},
+    {"seed-demo", "HELVINO_SEED_DEMO", HV_SETTING_BOOL, "true",
+     "Create the demo organization org_1 with key \"demo\" at start when missing.", &config.seed_demo, 0, 0,
+     HV_SHOW_PLAIN},
+    {"log-level", "HELVINO_LOG_LEVEL", HV_SETTING_STRING, "info", "Least severe level logged: debug, info, warn or error.",
+     &config.log_level, 0, 0, HV_SHOW_PLAIN},
+};
+
+#define SETTING_COUNT (sizeof(settings) / sizeof(settings[0]))
+
+typedef struct {
+    void *context;
+    void *router;
+    void *publisher;
+    int signal_fd;
+    worker_pool *pool;
+    job *queue_head; /* requests waiting for a free worker, oldest first */
+    job *queue_tail;
+    long queued;
+    bool stopping;
+    int64_t stop_deadline_ms;
+} store;
+
+static void load_config(int argc, char **argv)
+{
+    char error[256];
+    int loaded = hv_config_load(settings, SETTING_COUNT, argc, argv, NULL, error, sizeof(error));
+    if (loaded == HV_CONFIG_HELP) {
+        hv_config_print_usage(settings, SETTING_COUNT, "helvino-store", "[OPTIONS]");
+        exit(0);
+    }
+    hv_log_level level = HV_LOG_INFO;
+    if (loaded == HV_CONFIG_OK && hv_log_level_parse(config.log_level, &level) != 0) {
+        snprintf(error, sizeof(error), "invalid log level \"%s\": expected debug, info, warn or error", config.log_level);
+        loaded = HV_CONFIG_ERROR;
+    }
+    if (loaded == HV_CONFIG_ERROR) {
+        fprintf(stderr, "helvino-store: %s\n", error);
+        exit(2);
+    }
+    hv_log_init("store", level);
+}
+
+/* Blocks SIGINT and SIGTERM in every thread (workers start later and inherit
+ * the mask) and returns a descriptor that becomes readable on either. */
+static int open_signal_fd(void)
+{
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static bool signal_arrived(int signal_fd)
+{
+    struct signalfd_siginfo info;
+    if (read(signal_fd, &info, sizeof(info)) != (ssize_t)sizeof(info))
+        return false;
+    HV_INFO("shutdown requested", HV_STR("signal", strsignal((int)info.ssi_signo)));
+    return true;
+}
+
+static int migrate_and_seed(PGconn *conn)
+{
+    char error[512];
+    int applied = migrate_apply(conn, error, sizeof(error));
+    if (applied < 0) {
+        HV_ERROR("database migration failed", HV_STR("err", error));
+        return -1;
+    }
+    HV_INFO("database schema is current", HV_INT("migrations_applied", applied),
+            HV_INT("schema_version", migrations[migration_count - 1].version));
+
+    if (config.seed_demo && migrate_seed_demo(conn, error, sizeof(error)) != 0) {
+        HV_ERROR("seeding the demo organization failed", HV_STR("err", error));
+        return -1;
+    }
+    return 0;
+}
+
+/* Connects, migrates and seeds, retrying with backoff while the database is
+ * unreachable. Returns 0, or -1 when a signal asked to stop or a migration
+ * failed. */
+static int prepare_database(int signal_fd)
+{
+    int backoff_ms = 200;
+    char error[512];
+
+    for (;;) {
+        PGconn *conn = db_connect(config.database_url, error, sizeof(error));
+        if (conn) {
+            int status = migrate_and_seed(conn);
+            PQfinish(conn);
+            return status;
+        }
+
+        char first_line[256];
+        snprintf(first_line, sizeof(first_line), "%.*s", (int)strcspn(error, "\n"), error);
+        HV_WARN("waiting for the database", HV_INT("retry_in_ms", backoff_ms), HV_STR("err", first_line));
+        struct pollfd wait_for_signal = {.fd = signal_fd, .events = POLLIN};
+        if (poll(&wait_for_signal, 1, backoff_ms) > 0 && signal_arrived(signal_fd))
+            return -1;
+        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+    }
+}
+
+static int open_sockets(store *self)
+{
+    int max_message = (int)(config.max_request_bytes * 2 > 64L * 1024 * 1024 ? 64L * 1024 * 1024 : config.max_request_bytes * 2);
+    int64_t hard_limit = max_message;
+    int high_water_mark = (int)config.events_high_water_mark;
+
+    self->context = zmq_ctx_new();
+    /* Replies and events still queued at close get a second to leave. */
+    self->router = hv_zmq_socket(self->context, ZMQ_ROUTER, 1000);
+    self->publisher = hv_zmq_socket(self->context, ZMQ_PUB, 1000);
+    if (!self->router || !self->publisher)
+        return -1;
+
+    /* Above twice the configured maximum a peer is disconnected by ZeroMQ
+     * itself; between the two the request is read and answered 413. */
+    zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &hard_limit, sizeof(hard_limit));
+    zmq_setsockopt(self->publisher, ZMQ_SNDHWM, &high_water_mark, sizeof(high_water_mark));
+
+    if (zmq_bind(self->router, config.store_endpoint) != 0) {
+        HV_ERROR("binding the request socket failed", HV_STR("endpoint", config.store_endpoint),
+                 HV_STR("err", zmq_strerror(errno)));
+        return -1;
+    }
+    if (zmq_bind(self->publisher, config.events_endpoint) != 0) {
+        HV_ERROR("binding the event socket failed", HV_STR("endpoint", config.events_endpoint),
+                 HV_STR("err", zmq_strerror(errno)));
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends a job's reply to the peer it came from, and publishes its event
+ * first, so that a caller who reads the reply and then looks for the event
+ * finds it already on its way. */
+static void finish_job(store *self, job *done)
+{
+    ops_result *result = &done->result;
+
+    if (result->topic[0]) {
+        if (zmq_send(self->publisher, result->topic, strlen(result->topic), ZMQ_SNDMORE) < 0 ||
+            zmq_send(self->publisher, result->event.data, result->event.size, 0) < 0)
+            HV_ERROR("publishing an event failed", HV_STR("topic", result->topic), HV_STR("err", zmq_strerror(errno)));
+    }
+
+    /* Routing frames go back as they came; the payload is replaced. */
+    for (int i = 0; i < done->part_count - 1; i++)
+        zmq_msg_send(&done->parts[i], self->router, ZMQ_SNDMORE);
+    if (zmq_send(self->router, result->reply.data, result->reply.size, 0) < 0)
+        HV_WARN("sending a reply failed", HV_STR("op", result->op), HV_STR("err", zmq_strerror(errno)));
+
+    HV_DEBUG("request done", HV_STR("op", result->op), HV_INT("status", result->status), HV_INT("id", result->request_id));
+    job_destroy(&done);
+}
+
+/* Answers a request without running it (queue full, shutting down). */
+static void reject_job(store *self, job *rejected, const char *message)
+{
+    msgpack_unpacked storage;
+    msgpack_unpacked_init(&storage);
+    hv_request request;
+    const char *ignored;
+    zmq_msg_t *payload = &rejected->parts[rejected->part_count - 1];
+    /* Only the id matters here; it is set even when the rest is malformed. */
+    if (hv_request_decode(zmq_msg_data(payload), zmq_msg_size(payload), &storage, &request, &ignored) != 0)
+        HV_DEBUG("rejected request was malformed too", HV_STR("err", ignored));
+
+    msgpack_packer packer;
+    msgpack_packer_init(&packer, &rejected->result.reply, msgpack_sbuffer_write);
+    hv_reply_pack_error(&packer, request.id, HV_STATUS_UNAVAILABLE, message);
+    rejected->result.status = HV_STATUS_UNAVAILABLE;
+    msgpack_unpacked_destroy(&storage);
+    finish_job(self, rejected);
+}
+
+static void enqueue(store *self, job *waiting)
+{
+    waiting->next = NULL;
+    if (self->queue_tail)
+        self->queue_tail->next = waiting;
+    else
+        self->queue_head = waiting;
+    self->queue_tail = waiting;
+    self->queued++;
+}
+
+static void dispatch_queued(store *self)
+{
+    while (self->queue_head && worker_pool_submit(self->pool, self->queue_head)) {
+        self->queue_head = self->queue_head->next;
+        if (!self->queue_head)
+            self->queue_tail = NULL;
+        self->queued--;
+    }
+}
+
+static void on_request(store *self, zmq_msg_t *parts, int part_count)
+{
+    /* A ROUTER message is at least the peer's identity and a payload. */
+    if (part_count < 2) {
+        hv_zmq_close_parts(parts, part_count);
+        return;
+    }
+    job *incoming = job_new(parts, part_count);
+    if (!incoming) {
+        hv_zmq_close_parts(parts, part_count);
+        HV_ERROR("out of memory; request dropped", HV_LOG_END);
+        return;
+    }
+
+    if (self->stopping) {
+        reject_job(self, incoming, "store is shutting down");
+    } else if (!self->queue_head && worker_pool_submit(self->pool, incoming)) {
+        return;
+    } else if (self->queued < config.queue_limit) {
+        enqueue(self, incoming);
+    } else {
+        reject_job(self, incoming, "store is busy");
+    }
+}
+
+/* Reads every request that is waiting: ZeroMQ sockets signal readiness once
+ * for many messages. */
+static void drain_router(store *self)
+{
+    for (;;) {
+        zmq_msg_t parts[HV_ZMQ_MAX_PARTS];
+        int part_count;
+        if (hv_zmq_recv_parts(self->router, parts, &part_count, ZMQ_DONTWAIT) != 0) {
+            if (errno == EMSGSIZE) {
+                HV_WARN("dropped a request with too many frames", HV_INT("max_frames", HV_ZMQ_MAX_PARTS));
+                continue;
+            }
+            return;
+        }
+        on_request(self, parts, part_count);
+    }
+}
+
+static void begin_shutdown(store *self)
+{
+    self->stopping = true;
+    self->stop_deadline_ms = hv_time_monotonic_ms() + config.shutdown_timeout_ms;
+    HV_INFO("stopping: finishing requests in flight", HV_INT("in_flight", worker_pool_busy(self->pool)),
+            HV_INT("queued", self->queued));
+}
+
+static bool idle(const store *self)
+{
+    return worker_pool_busy(self->pool) == 0 && !self->queue_head;
+}
+
+static void run_loop(store *self)
+{
+    int workers = worker_pool_size(self->pool);
+    zmq_pollitem_t *items = calloc((size_t)workers + 2, sizeof(*items));
+    items[0] = (zmq_pollitem_t){.fd = self->signal_fd, .events = ZMQ_POLLIN};
+    items[1] = (zmq_pollitem_t){.socket = self->router, .events = ZMQ_POLLIN};
+    for (int i = 0; i < workers; i++)
+        items[i + 2] = (zmq_pollitem_t){.socket = worker_pool_socket(self->pool, i), .events = ZMQ_POLLIN};
+
+    while (!(self->stopping && (idle(self) || hv_time_monotonic_ms() >= self->stop_deadline_ms))) {
+        long timeout_ms = self->stopping ? 100 : -1;
+        if (zmq_poll(items, workers + 2, timeout_ms) < 0) {
+            if (errno == EINTR)
+                continue;
+            HV_ERROR("polling failed", HV_STR("err", zmq_strerror(errno)));
+            break;
+        }
+
+        if ((items[0].revents & ZMQ_POLLIN) && signal_arrived(self->signal_fd) && !self->stopping)
+            begin_shutdown(self);
+
+        for (int i = 0; i < workers; i++) {
+            if (!(items[i + 2].revents & ZMQ_POLLIN))
+                continue;
+            job *done;
+            while ((done = worker_pool_collect(self->pool, i)))
+                finish_job(self, done);
+        }
+        dispatch_queued(self);
+
+        if (items[1].revents & ZMQ_POLLIN)
+            drain_router(self);
+    }
+
+    if (!idle(self))
+        HV_WARN("shutdown timeout reached; abandoning requests", HV_INT("in_flight", worker_pool_busy(self->pool)),
+                HV_INT("queued", self->queued));
+    free(items);
+}
+
+int main(int argc, char **argv)
+{
+    load_config(argc, argv);
+
+    char described[2048];
+    hv_config_describe(settings, SETTING_COUNT, described, sizeof(described));
+    HV_INFO("starting helvino-store", HV_STR("version", HV_VERSION), HV_STR("config", described));
+
+    store self = {.signal_fd = open_signal_fd()};
+    if (self.signal_fd < 0) {
+        HV_ERROR("creating the signal descriptor failed", HV_STR("err", strerror(errno)));
+        return 1;
+    }
+    if (prepare_database(self.signal_fd) != 0)
+        return 1;
+
+    int status = 1;
+    if (open_sockets(&self) != 0)
+        goto cleanup;
+
+    self.pool = worker_pool_new(self.context, (int)config.workers, config.database_url, (size_t)config.max_request_bytes);
+    if (!self.pool)
+        goto cleanup;
+
+    HV_INFO("store ready", HV_STR("requests", config.store_endpoint), HV_STR("events", config.events_endpoint),
+            HV_INT("workers", config.workers));
+    run_loop(&self);
+    status = 0;
+
+cleanup:
+    worker_pool_destroy(&self.pool);
+    while (self.queue_head) {
+        job *next = self.queue_head->next;
+        job_destroy(&self.queue_head);
+        self.queue_head = next;
+    }
+    if (self.router)
+        zmq_close(self.router);
+    if (self.publisher)
+        zmq_close(self.publisher);
+    if (self.context)
+        zmq_ctx_term(self.context);
+    close(self.signal_fd);
+    HV_INFO("store stopped", HV_INT("exit_status", status));
+    return status;
+}
