@@ -1,6 +1,7 @@
 /* Settings from environment variables and command-line flags, with --help. */
 #include "hv_config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,40 +133,76 @@ void hv_config_print_usage(const hv_setting *settings, size_t count, const char 
     printf("  --help\n      Print this help and exit.\n");
 }
 
-/* postgresql://user:secret@host/db -> postgresql://user:***@host/db */
+/* Appends `text` to out[*used], truncating at the end of the buffer. */
+static void append_text(char *out, size_t out_size, size_t *used, const char *text, size_t len)
+{
+    size_t room = out_size - 1 - *used;
+    size_t copied = len < room ? len : room;
+    memcpy(out + *used, text, copied);
+    *used += copied;
+    out[*used] = '\0';
+}
+
+/* postgresql://user:secret@host/db?password=secret
+ * -> postgresql://user:***@host/db?password=*** */
 static void mask_uri(const char *uri, const char *authority, char *out, size_t out_size)
 {
+    size_t used = 0;
+    out[0] = '\0';
+
     size_t authority_len = strcspn(authority, "/?");
     const char *at = NULL;
     for (const char *p = authority; p < authority + authority_len; p++)
         if (*p == '@')
             at = p;
-
     const char *colon = at ? memchr(authority, ':', (size_t)(at - authority)) : NULL;
-    if (!colon) {
-        snprintf(out, out_size, "%s", uri);
-        return;
+
+    const char *rest = uri;
+    if (colon) {
+        append_text(out, out_size, &used, uri, (size_t)(colon - uri));
+        append_text(out, out_size, &used, ":***", 4);
+        rest = at;
     }
-    snprintf(out, out_size, "%.*s:***%s", (int)(colon - uri), uri, at);
+
+    /* libpq also takes the password as a query parameter. */
+    const char *query = strchr(rest, '?');
+    while (query) {
+        const char *parameter = query + 1;
+        append_text(out, out_size, &used, rest, (size_t)(parameter - rest));
+        rest = parameter;
+        if (strncmp(parameter, "password=", 9) == 0) {
+            append_text(out, out_size, &used, "password=***", 12);
+            rest = parameter + 9 + strcspn(parameter + 9, "&");
+        }
+        query = strchr(rest, '&');
+    }
+    append_text(out, out_size, &used, rest, strlen(rest));
 }
 
-/* host=x password=secret dbname=y -> host=x password=*** dbname=y */
+/* host=x password=secret dbname=y -> host=x password=*** dbname=y. Pairs
+ * may be separated by any white space, as libpq allows. */
 static void mask_keyword_value(const char *conninfo, char *out, size_t out_size)
 {
     size_t used = 0;
     const char *p = conninfo;
+    out[0] = '\0';
 
-    while (*p && used + 1 < out_size) {
-        bool at_word_start = p == conninfo || p[-1] == ' ';
-        size_t key_len = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
-        const char *after_key = p + key_len + strspn(p + key_len, " ");
+    while (*p) {
+        bool at_word_start = p == conninfo || isspace((unsigned char)p[-1]);
+        bool is_password = at_word_start && strncmp(p, "password", 8) == 0;
+        const char *after_key = is_password ? p + 8 : p;
+        while (is_password && isspace((unsigned char)*after_key))
+            after_key++;
 
-        if (!at_word_start || key_len != 8 || strncmp(p, "password", 8) != 0 || *after_key != '=') {
-            out[used++] = *p++;
+        if (!is_password || *after_key != '=') {
+            append_text(out, out_size, &used, p, 1);
+            p++;
             continue;
         }
 
-        const char *value = after_key + 1 + strspn(after_key + 1, " ");
+        const char *value = after_key + 1;
+        while (isspace((unsigned char)*value))
+            value++;
         if (*value == '\'') {
             for (value++; *value && *value != '\''; value++)
                 if (*value == '\\' && value[1])
@@ -173,15 +210,12 @@ static void mask_keyword_value(const char *conninfo, char *out, size_t out_size)
             if (*value)
                 value++;
         } else {
-            value += strcspn(value, " ");
+            while (*value && !isspace((unsigned char)*value))
+                value++;
         }
-        int written = snprintf(out + used, out_size - used, "password=***");
-        used = written < 0 ? used : used + (size_t)written;
-        if (used >= out_size)
-            used = out_size - 1;
+        append_text(out, out_size, &used, "password=***", 12);
         p = value;
     }
-    out[used] = '\0';
 }
 
 void hv_config_mask_conninfo(const char *conninfo, char *out, size_t out_size)

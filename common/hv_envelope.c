@@ -5,22 +5,11 @@
 static const msgpack_object empty_map = {.type = MSGPACK_OBJECT_MAP, .via.map = {.size = 0, .ptr = NULL}};
 
 /* Unpacks exactly one msgpack map that fills the whole frame. */
+/* Unpacks exactly one msgpack map that fills the whole frame. */
 static int unpack_single_map(const char *data, size_t size, msgpack_unpacked *storage, const char **error)
 {
-    size_t offset = 0;
-    msgpack_unpack_return result = msgpack_unpack_next(storage, data, size, &offset);
-    if (result == MSGPACK_UNPACK_CONTINUE) {
-        *error = "truncated msgpack";
+    if (hv_mp_unpack_exact(data, size, storage, error) != 0)
         return -1;
-    }
-    if (result != MSGPACK_UNPACK_SUCCESS) {
-        *error = "invalid msgpack";
-        return -1;
-    }
-    if (offset != size) {
-        *error = "trailing bytes after the envelope";
-        return -1;
-    }
     if (storage->data.type != MSGPACK_OBJECT_MAP) {
         *error = "envelope is not a map";
         return -1;

@@ -64,16 +64,8 @@ void hv_event_pack_begin(msgpack_packer *packer, const char *org, const char *ev
 
 int hv_event_decode(const char *data, size_t size, msgpack_unpacked *storage, hv_event *out, const char **error)
 {
-    size_t offset = 0;
-    msgpack_unpack_return result = msgpack_unpack_next(storage, data, size, &offset);
-    if (result != MSGPACK_UNPACK_SUCCESS) {
-        *error = result == MSGPACK_UNPACK_CONTINUE ? "truncated msgpack" : "invalid msgpack";
+    if (hv_mp_unpack_exact(data, size, storage, error) != 0)
         return -1;
-    }
-    if (offset != size) {
-        *error = "trailing bytes after the event";
-        return -1;
-    }
 
     const msgpack_object *body = &storage->data;
     if (!hv_mp_map_get_str(body, "event", &out->event, &out->event_len)) {

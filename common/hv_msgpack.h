@@ -6,6 +6,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Checks, without allocating, that `data` holds exactly one complete
+ * msgpack object. msgpack-c reserves memory for every element an array or
+ * map header announces before reading them, so a 5-byte frame announcing
+ * four billion elements would make it allocate gigabytes; call this first.
+ * Returns 0, HV_MP_TRUNCATED when the data ends early or announces more
+ * elements than it has bytes left, HV_MP_INVALID for a byte that is no
+ * msgpack type, or HV_MP_TRAILING when bytes follow the object. */
+#define HV_MP_TRUNCATED (-1)
+#define HV_MP_INVALID (-2)
+#define HV_MP_TRAILING (-3)
+__attribute__((warn_unused_result)) int hv_mp_check(const char *data, size_t size);
+
+/* Unpacks the one object that fills `data` into `storage` (initialized by
+ * the caller with msgpack_unpacked_init), after hv_mp_check. Returns 0, or
+ * -1 with *error set to a static description. */
+__attribute__((warn_unused_result)) int hv_mp_unpack_exact(const char *data, size_t size, msgpack_unpacked *storage,
+                                                           const char **error);
+
 /* Returns the value stored under a string key of a map, or NULL when `map`
  * is not a map or has no such key. */
 const msgpack_object *hv_mp_map_get(const msgpack_object *map, const char *key);

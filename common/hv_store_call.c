@@ -39,29 +39,28 @@ int hv_store_call(void *dealer, const msgpack_sbuffer *request, uint64_t id, int
         if (ready <= 0)
             continue;
 
-        zmq_msg_t frame;
-        zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, dealer, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&frame);
+        zmq_msg_init(&out->frame);
+        if (zmq_msg_recv(&out->frame, dealer, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&out->frame);
             continue;
         }
-        bool more = zmq_msg_more(&frame);
-
-        msgpack_unpacked_init(&out->storage);
-        const char *error;
-        int decoded = hv_reply_decode(zmq_msg_data(&frame), zmq_msg_size(&frame), &out->storage, &out->reply, &error);
-        zmq_msg_close(&frame);
+        bool more = zmq_msg_more(&out->frame);
 
         /* The store replies with one frame; skip anything longer. */
         while (more) {
-            zmq_msg_init(&frame);
-            more = zmq_msg_recv(&frame, dealer, 0) >= 0 && zmq_msg_more(&frame);
-            zmq_msg_close(&frame);
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            more = zmq_msg_recv(&extra, dealer, 0) >= 0 && zmq_msg_more(&extra);
+            zmq_msg_close(&extra);
         }
 
+        msgpack_unpacked_init(&out->storage);
+        const char *error;
+        int decoded = hv_reply_decode(zmq_msg_data(&out->frame), zmq_msg_size(&out->frame), &out->storage, &out->reply, &error);
         if (decoded == 0 && out->reply.id == id)
             return 0;
-        msgpack_unpacked_destroy(&out->storage);
+
+        hv_call_result_destroy(out);
         if (decoded != 0) {
             errno = EPROTO;
             return -1;
@@ -72,4 +71,5 @@ int hv_store_call(void *dealer, const msgpack_sbuffer *request, uint64_t id, int
 void hv_call_result_destroy(hv_call_result *result)
 {
     msgpack_unpacked_destroy(&result->storage);
+    zmq_msg_close(&result->frame);
 }

@@ -6,9 +6,12 @@
 #include "hv_envelope.h"
 
 #include <msgpack.h>
+#include <zmq.h>
 
-/* A reply and the memory it points into. */
+/* A reply and the memory it points into: msgpack-c's objects point into
+ * the received frame for strings, so the frame lives as long as they do. */
 typedef struct {
+    zmq_msg_t frame;
     msgpack_unpacked storage;
     hv_reply reply;
 } hv_call_result;
