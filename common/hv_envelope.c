@@ -54,7 +54,7 @@ int hv_request_decode(const char *data, size_t size, msgpack_unpacked *storage, 
         return -1;
     const msgpack_object *envelope = &storage->data;
 
-    /* Read the id first, so that every later error can still be answered. */
+    /* Read the id first, so that every later error can still be replied to. */
     if (!hv_mp_map_get_uint(envelope, "id", &out->id)) {
         *error = "missing or invalid request id \"id\"";
         return -1;

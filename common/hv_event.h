@@ -7,11 +7,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Longest org id. Org ids are 1 to 64 characters from [A-Za-z0-9_-], so a
+/* Maximum length of an org id. Org ids are 1 to 64 characters from [A-Za-z0-9_-], so a
  * topic never contains a ':' other than its two separators. */
 #define HV_ORG_ID_MAX 64
 
-/* Longest topic: "org:" + org id + ":" + event name, plus the NUL. */
+/* Buffer size for a topic: "org:" + org id + ":" + event name, plus the NUL. */
 #define HV_TOPIC_SIZE 160
 
 #define HV_EVENT_MESSAGE_NEW "message:new"

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Checks, without allocating, that `data` holds exactly one complete
+/* Checks, without allocating, that `data` contains exactly one complete
  * msgpack object. msgpack-c reserves memory for every element an array or
  * map header announces before reading them, so a 5-byte frame announcing
  * four billion elements would make it allocate gigabytes; call this first.
@@ -28,11 +28,11 @@ __attribute__((warn_unused_result)) int hv_mp_unpack_exact(const char *data, siz
  * is not a map or has no such key. */
 const msgpack_object *hv_mp_map_get(const msgpack_object *map, const char *key);
 
-/* Returns true and sets *text and *len when the key holds a string. The text
+/* Returns true and sets *text and *len when the key maps to a string. The text
  * is not NUL-terminated and lives as long as the unpacked zone. */
 bool hv_mp_map_get_str(const msgpack_object *map, const char *key, const char **text, size_t *len);
 
-/* Returns true and sets *value when the key holds a non-negative integer. */
+/* Returns true and sets *value when the key maps to a non-negative integer. */
 bool hv_mp_map_get_uint(const msgpack_object *map, const char *key, uint64_t *value);
 
 /* Returns true when the object is a string equal to `text`. */

@@ -88,7 +88,7 @@ static void report_down(const char *reason)
     if (atomic_exchange(&database_up, false)) {
         char first_line[256];
         snprintf(first_line, sizeof(first_line), "%.*s", (int)strcspn(reason, "\n"), reason);
-        HV_WARN("database connection lost; answering 503 and reconnecting with backoff", HV_STR("err", first_line));
+        HV_WARN("database connection lost; replying 503 and reconnecting with backoff", HV_STR("err", first_line));
     }
 }
 

@@ -1,4 +1,4 @@
-/* helvino-store: the only process that touches PostgreSQL. It answers
+/* helvino-store: the only process that touches PostgreSQL. It serves
  * requests on a ROUTER socket through a pool of worker threads and, after
  * each commit, publishes an event on a PUB socket.
  *
@@ -181,7 +181,7 @@ static int open_sockets(store *self)
         return -1;
 
     /* Above twice the configured maximum a peer is disconnected by ZeroMQ
-     * itself; between the two the request is read and answered 413. */
+     * itself; between the two the request is read and gets a 413 reply. */
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &hard_limit, sizeof(hard_limit));
     zmq_setsockopt(self->publisher, ZMQ_SNDHWM, &high_water_mark, sizeof(high_water_mark));
 
@@ -221,7 +221,7 @@ static void finish_job(store *self, job *done)
     job_destroy(&done);
 }
 
-/* Answers a request without running it (queue full, shutting down). */
+/* Replies 503 to a request without running it (queue full, shutting down). */
 static void reject_job(store *self, job *rejected, const char *message)
 {
     msgpack_unpacked storage;

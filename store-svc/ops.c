@@ -257,8 +257,7 @@ static void op_resolve_key(op_context *ctx)
     bool has_nul = false;
     const char *key = string_arg(ctx, "key", &len, &has_nul);
 
-    /* Keys that cannot exist are "not found", like unknown ones, so that the
-     * answer never tells how close a guess was. */
+    /* Keys that cannot exist are "not found", like unknown ones, so that the reply never reveals how close a guess was. */
     if (!key || len == 0 || len > KEY_MAX_BYTES || has_nul) {
         reply_error(ctx, HV_STATUS_NOT_FOUND, "unknown key");
         return;
@@ -364,20 +363,20 @@ static void op_conversation_list(op_context *ctx)
 
     int rows = PQntuples(result);
     bool more = (uint64_t)rows > limit;
-    int shown = more ? (int)limit : rows;
+    int page_rows = more ? (int)limit : rows;
 
     reply_begin(ctx, HV_STATUS_OK);
     msgpack_pack_map(&ctx->reply, 2);
     hv_mp_pack_cstr(&ctx->reply, "conversations");
-    msgpack_pack_array(&ctx->reply, (size_t)shown);
-    for (int row = 0; row < shown; row++)
+    msgpack_pack_array(&ctx->reply, (size_t)page_rows);
+    for (int row = 0; row < page_rows; row++)
         pack_conversation(&ctx->reply, PQgetvalue(result, row, 0), ctx->org, column_int(result, row, 1),
                           column_int(result, row, 2), column_int(result, row, 3), 0);
 
     hv_mp_pack_cstr(&ctx->reply, "nextCursor");
     if (more) {
         char next[64];
-        snprintf(next, sizeof(next), "%s_%s", PQgetvalue(result, shown - 1, 2), PQgetvalue(result, shown - 1, 0));
+        snprintf(next, sizeof(next), "%s_%s", PQgetvalue(result, page_rows - 1, 2), PQgetvalue(result, page_rows - 1, 0));
         hv_mp_pack_cstr(&ctx->reply, next);
     } else {
         msgpack_pack_nil(&ctx->reply);
@@ -390,8 +389,7 @@ static void op_conversation_get(op_context *ctx)
     if (!require_org(ctx))
         return;
 
-    /* A malformed id is "not found", like another org's, so that the two
-     * cannot be told apart. */
+    /* A malformed id is "not found", like another org's, so that a caller cannot distinguish the two. */
     size_t id_len = 0;
     const char *id = string_arg(ctx, "id", &id_len, NULL);
     if (!id || !hv_uuid_is_valid(id, id_len)) {

@@ -24,7 +24,7 @@ void ops_result_init(ops_result *result);
 void ops_result_destroy(ops_result *result);
 
 /* Runs the request in `data` on `db` and fills `result`. A request larger
- * than `max_request_bytes` is answered 413 without being run. Never fails:
+ * than `max_request_bytes` gets a 413 reply without being run. Never fails:
  * every problem becomes an error reply. */
 void ops_execute(db_session *db, const char *data, size_t size, size_t max_request_bytes, ops_result *result);
 

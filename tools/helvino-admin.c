@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#define EXIT_REJECTED 1 /* the store answered with an error status */
+#define EXIT_REJECTED 1 /* the store replied with an error status */
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3 /* no reply within the timeout */
 
@@ -232,7 +232,7 @@ static int call_store(const command *chosen)
         status = print_reply(&result.reply);
         hv_call_result_destroy(&result);
     } else if (errno == ETIMEDOUT) {
-        fprintf(stderr, "helvino-admin: the store did not answer within %ld ms at %s; is helvino-store running?\n",
+        fprintf(stderr, "helvino-admin: no reply from the store within %ld ms at %s; is helvino-store running?\n",
                 global.timeout_ms, global.store_endpoint);
         status = EXIT_UNREACHABLE;
     } else {

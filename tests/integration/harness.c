@@ -79,7 +79,7 @@ void store_launch(store_fixture *store, const char *const *extra_env)
 
 void store_wait_ready(store_fixture *store)
 {
-    /* Ready means answering: poll `health` until it returns 200. */
+    /* Ready means serving: poll `health` until it returns 200. */
     int64_t deadline = hv_time_monotonic_ms() + 30000;
     while (hv_time_monotonic_ms() < deadline) {
         int exit_status;

@@ -25,7 +25,7 @@ typedef struct {
  * NULL-terminated; NULL for none) without waiting for it. */
 void store_launch(store_fixture *store, const char *const *extra_env);
 
-/* Waits until the store answers `health` with 200; aborts the test when it
+/* Waits until the store replies 200 to `health`; aborts the test when it
  * does not within 30 s or exits. */
 void store_wait_ready(store_fixture *store);
 
