@@ -147,12 +147,22 @@ static int prepare_statements(PGconn *conn, char *error, size_t error_size)
     return 0;
 }
 
-PGconn *db_connect(const char *conninfo, char *error, size_t error_size)
-{
-    static const char *const keywords[] = {"dbname", "connect_timeout", "fallback_application_name", NULL};
-    const char *values[] = {conninfo, "5", "helvino-store", NULL};
+/* Server options of every worker connection ("-c statement_timeout=..."). */
+static char session_options[64];
 
-    /* expand_dbname=1: the "dbname" value may be a whole connection string. */
+void db_set_statement_timeout(long timeout_ms)
+{
+    snprintf(session_options, sizeof(session_options), "-c statement_timeout=%ld", timeout_ms);
+}
+
+PGconn *db_connect(const char *conninfo, const char *options, char *error, size_t error_size)
+{
+    /* "options" comes before "dbname", so options in the connection string
+     * itself win; expand_dbname=1 lets "dbname" be a whole connection
+     * string. */
+    static const char *const keywords[] = {"options", "dbname", "connect_timeout", "fallback_application_name", NULL};
+    const char *values[] = {options ? options : "", conninfo, "5", "helvino-store", NULL};
+
     PGconn *conn = PQconnectdbParams(keywords, values, 1);
     if (conn && PQstatus(conn) == CONNECTION_OK)
         return conn;
@@ -166,7 +176,7 @@ PGconn *db_session_connect_now(db_session *session, char *error, size_t error_si
     if (session->conn)
         PQfinish(session->conn);
 
-    session->conn = db_connect(session->conninfo, error, error_size);
+    session->conn = db_connect(session->conninfo, session_options, error, error_size);
     if (!session->conn || prepare_statements(session->conn, error, error_size) != 0) {
         report_down(error);
         drop_connection(session);

@@ -34,9 +34,14 @@ void db_session_destroy(db_session **session);
  * the next attempt waits for a backoff that grows from 100 ms to 5 s. */
 PGconn *db_session_connection(db_session *session);
 
+/* Sets the statement_timeout of the sessions' connections, in milliseconds
+ * (0 means none). Call before any session connects. */
+void db_set_statement_timeout(long timeout_ms);
+
 /* Opens a plain connection (no prepared statements), for start-up work such
- * as migrations. Returns NULL with libpq's message in `error`. */
-PGconn *db_connect(const char *conninfo, char *error, size_t error_size);
+ * as migrations. `options` are server options in libpq's "options" form, or
+ * NULL. Returns NULL with libpq's message in `error`. */
+PGconn *db_connect(const char *conninfo, const char *options, char *error, size_t error_size);
 
 /* Connects now, ignoring the backoff. Returns the connection or NULL, with
  * libpq's message in `error`. */

@@ -31,6 +31,7 @@ typedef struct {
     long max_request_bytes;
     long events_high_water_mark;
     long shutdown_timeout_ms;
+    long statement_timeout_ms;
     bool seed_demo;
     const char *log_level;
 } store_config;
@@ -59,6 +60,9 @@ static hv_setting settings[] = {
     {"shutdown-timeout-ms", "HELVINO_STORE_SHUTDOWN_TIMEOUT_MS", HV_SETTING_INT, "10000",
      "On SIGTERM, how long to wait for requests in flight, in milliseconds.", &config.shutdown_timeout_ms, 0, 3600000,
      HV_SHOW_PLAIN},
+    {"statement-timeout-ms", "HELVINO_STORE_STATEMENT_TIMEOUT_MS", HV_SETTING_INT, "30000",
+     "Longest a request's SQL statement may run before PostgreSQL cancels it (503), in milliseconds; 0 means no limit.",
+     &config.statement_timeout_ms, 0, 3600000, HV_SHOW_PLAIN},
     {"seed-demo", "HELVINO_SEED_DEMO", HV_SETTING_BOOL, "true",
      "Create the demo organization org_1 with key \"demo\" at start when missing.", &config.seed_demo, 0, 0,
      HV_SHOW_PLAIN},
@@ -99,6 +103,7 @@ static void load_config(int argc, char **argv)
         exit(2);
     }
     hv_log_init("store", level);
+    db_set_statement_timeout(config.statement_timeout_ms);
 }
 
 /* Blocks SIGINT and SIGTERM in every thread (workers start later and inherit
@@ -150,7 +155,7 @@ static int prepare_database(int signal_fd)
     char error[512];
 
     for (;;) {
-        PGconn *conn = db_connect(config.database_url, error, sizeof(error));
+        PGconn *conn = db_connect(config.database_url, NULL, error, sizeof(error));
         if (conn) {
             int status = migrate_and_seed(conn);
             PQfinish(conn);

@@ -27,6 +27,7 @@ typedef struct {
     ops_result *result;
     msgpack_packer reply;
     char org[HV_ORG_ID_MAX + 1]; /* NUL-terminated copy of request->org */
+    char trace[80];              /* NUL-terminated copy of request->trace, for logs */
 } op_context;
 
 typedef void (*op_handler)(op_context *ctx);
@@ -68,6 +69,13 @@ static void reply_database_error(op_context *ctx, PGresult *result)
     }
 
     const char *sqlstate = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
+    /* 57014 is query_canceled, which statement_timeout raises. */
+    if (sqlstate && strcmp(sqlstate, "57014") == 0) {
+        HV_WARN("database statement timed out", HV_STR("op", ctx->result->op), HV_STR("org", ctx->org),
+                HV_STR("request_id", ctx->trace));
+        reply_error(ctx, HV_STATUS_UNAVAILABLE, "database statement timed out");
+        return;
+    }
     if (sqlstate && strcmp(sqlstate, "23505") == 0) {
         reply_error(ctx, HV_STATUS_CONFLICT, "already exists");
         return;
@@ -87,7 +95,7 @@ static void reply_database_error(op_context *ctx, PGresult *result)
     const char *message = result ? PQresultErrorMessage(result) : "out of memory";
     snprintf(first_line, sizeof(first_line), "%.*s", (int)strcspn(message, "\n"), message);
     HV_ERROR("database statement failed", HV_STR("op", ctx->result->op), HV_STR("org", ctx->org),
-             HV_STR("sqlstate", sqlstate), HV_STR("err", first_line));
+             HV_STR("request_id", ctx->trace), HV_STR("sqlstate", sqlstate), HV_STR("err", first_line));
     reply_error(ctx, HV_STATUS_INTERNAL_ERROR, "internal error");
 }
 
@@ -605,6 +613,7 @@ void ops_execute(db_session *db, const char *data, size_t size, size_t max_reque
     msgpack_packer_init(&ctx.reply, &result->reply, msgpack_sbuffer_write);
     result->request_id = request.id;
     snprintf(result->op, sizeof(result->op), "%.*s", decoded == 0 ? (int)request.op_len : 0, request.op ? request.op : "");
+    snprintf(ctx.trace, sizeof(ctx.trace), "%.*s", decoded == 0 ? (int)request.trace_len : 0, request.trace ? request.trace : "");
 
     if (size > max_request_bytes) {
         reply_error(&ctx, HV_STATUS_TOO_LARGE, "request too large");

@@ -700,3 +700,62 @@ Test(store, concurrent_adds_to_one_conversation_all_count)
     cr_assert_eq(hv_mp_map_get(result.reply.body, "messages")->via.array.size, (uint32_t)CALLERS);
     hv_call_result_destroy(&result);
 }
+
+Test(store, slow_statement_blocks_one_worker_then_times_out)
+{
+    char conversation[37];
+    create_conversation(&store, "org_1", conversation);
+
+    /* Hold the conversation's row lock, so that adding a message waits. */
+    PGconn *locker = PQconnectdb(getenv("HELVINO_DATABASE_URL"));
+    cr_assert_eq(PQstatus(locker), CONNECTION_OK, "%s", PQerrorMessage(locker));
+    PQclear(PQexec(locker, "BEGIN"));
+    const char *params[] = {conversation};
+    PGresult *locked = PQexecParams(locker, "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", 1, NULL, params, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(locked), PGRES_TUPLES_OK);
+    PQclear(locked);
+
+    store_fixture slow_store;
+    const char *env[] = {"HELVINO_STORE_STATEMENT_TIMEOUT_MS=1500", NULL};
+    store_start(&slow_store, env);
+
+    msgpack_sbuffer request;
+    msgpack_sbuffer_init(&request);
+    msgpack_packer packer;
+    msgpack_packer_init(&packer, &request, msgpack_sbuffer_write);
+    hv_request_pack_begin(&packer, 777, "message.add", "org_1", NULL);
+    msgpack_pack_map(&packer, 3);
+    hv_mp_pack_entry_str(&packer, "conversationId", conversation);
+    hv_mp_pack_entry_str(&packer, "role", "user");
+    hv_mp_pack_entry_str(&packer, "content", "waits for the lock");
+    cr_assert_eq(hv_zmq_send(slow_store.dealer, request.data, request.size, 0), 0);
+    msgpack_sbuffer_destroy(&request);
+
+    /* While one worker waits, the others keep serving. */
+    hv_call_result result;
+    store_call(&slow_store, &result, "conversation.create", "org_1", NULL);
+    cr_assert_eq(result.reply.status, 201, "a blocked statement held up another request");
+    hv_call_result_destroy(&result);
+
+    zmq_pollitem_t item = {.socket = slow_store.dealer, .events = ZMQ_POLLIN};
+    cr_assert_eq(zmq_poll(&item, 1, 10000), 1, "the blocked request got no reply within 10 s");
+    zmq_msg_init(&result.frame);
+    cr_assert_geq(zmq_msg_recv(&result.frame, slow_store.dealer, 0), 0);
+    msgpack_unpacked_init(&result.storage);
+    const char *error;
+    cr_assert_eq(hv_reply_decode(zmq_msg_data(&result.frame), zmq_msg_size(&result.frame), &result.storage, &result.reply,
+                                 &error),
+                 0);
+    cr_assert_eq(result.reply.id, 777u);
+    cr_assert_eq(result.reply.status, 503, "a timed-out statement returned %d", result.reply.status);
+    hv_call_result_destroy(&result);
+    cr_assert_eq(store_log_count(&slow_store, "database statement timed out"), 1);
+
+    PQclear(PQexec(locker, "ROLLBACK"));
+    PQfinish(locker);
+    store_call(&slow_store, &result, "message.add", "org_1", "conversationId", conversation, "role", "user", "content",
+               "after the lock", NULL);
+    cr_assert_eq(result.reply.status, 201);
+    hv_call_result_destroy(&result);
+    cr_assert_eq(store_stop(&slow_store), 0);
+}
