@@ -6,6 +6,7 @@
 #include "hv_json.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +40,9 @@ static void print_raw(zframe_t *topic, zframe_t *body)
     free(hex);
 }
 
-/* Prints one decoded event, or a warning on stderr when it is malformed. */
-static void print_decoded(zframe_t *topic, zframe_t *body)
+/* Prints one decoded event and returns true, or warns on stderr and returns
+ * false when it is malformed. */
+static bool print_decoded(zframe_t *topic, zframe_t *body)
 {
     msgpack_unpacked storage;
     msgpack_unpacked_init(&storage);
@@ -69,6 +71,7 @@ static void print_decoded(zframe_t *topic, zframe_t *body)
                 (const char *)zframe_data(topic), error);
     }
     msgpack_unpacked_destroy(&storage);
+    return data != NULL;
 }
 
 int main(int argc, char **argv)
@@ -84,6 +87,14 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* czmq (4.2.1) accepts an empty endpoint list and returns a socket
+     * connected to nothing, on which the loop below would wait forever. */
+    if (!options.events_endpoint[0]) {
+        fprintf(stderr, "helvino-trace: missing value for --events-endpoint: expected the store's event endpoint, such as %s\n",
+                settings[0].default_value);
+        return 2;
+    }
+
     char prefix[HV_TOPIC_SIZE] = "org:";
     if (options.org[0] && hv_topic_prefix(prefix, sizeof(prefix), options.org, strlen(options.org)) < 0) {
         fprintf(stderr, "helvino-trace: invalid org id \"%s\": expected 1 to 64 characters from A-Z a-z 0-9 _ -\n",
@@ -91,9 +102,17 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    zsock_t *subscriber = zsock_new_sub(options.events_endpoint, prefix);
+    /* zsock_new_sub would read "@" and "," in the endpoint as czmq's
+     * bind and list syntax; this tool only ever connects to one endpoint. */
+    zsock_t *subscriber = zsock_new(ZMQ_SUB);
     if (!subscriber) {
-        fprintf(stderr, "helvino-trace: cannot connect to \"%s\"\n", options.events_endpoint);
+        fprintf(stderr, "helvino-trace: creating the socket failed: %s\n", zmq_strerror(errno));
+        return 1;
+    }
+    zsock_set_subscribe(subscriber, prefix);
+    if (zmq_connect(zsock_resolve(subscriber), options.events_endpoint) != 0) {
+        fprintf(stderr, "helvino-trace: cannot connect to \"%s\": %s\n", options.events_endpoint, zmq_strerror(errno));
+        zsock_destroy(&subscriber);
         return 2;
     }
     /* Line-buffered, so that each event reaches a pipe as it happens. */
@@ -120,11 +139,12 @@ int main(int argc, char **argv)
         if (zmsg_size(message) == 2) {
             zframe_t *topic = zmsg_first(message);
             zframe_t *body = zmsg_next(message);
-            if (options.raw)
+            if (options.raw) {
                 print_raw(topic, body);
-            else
-                print_decoded(topic, body);
-            printed++;
+                printed++;
+            } else if (print_decoded(topic, body)) {
+                printed++;
+            }
         } else {
             fprintf(stderr, "helvino-trace: skipped a message of %zu frames; events have 2\n", zmsg_size(message));
         }
