@@ -1,0 +1,245 @@
+/* helvino-gateway: the HTTP API that the chat widget and the dashboard call.
+ * It authenticates the x-org-key header and forwards each request to
+ * helvino-store over ZeroMQ, on one h2o event loop thread. */
+#include "http.h"
+#include "hv_config.h"
+#include "hv_log.h"
+#include "hv_time.h"
+#include "hv_version.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+static struct {
+    const char *listen;
+    const char *store_endpoint;
+    long store_timeout_ms;
+    long max_body_bytes;
+    const char *cors_origins;
+    long key_cache_size;
+    long key_cache_ttl_ms;
+    long key_cache_negative_ttl_ms;
+    bool access_log;
+    long shutdown_timeout_ms;
+    const char *log_level;
+} config;
+
+static hv_setting settings[] = {
+    {"listen", "HELVINO_HTTP_LISTEN", HV_SETTING_STRING, "127.0.0.1:4000", "Address and port to serve HTTP on (HOST:PORT).",
+     &config.listen, 0, 0, HV_SHOW_PLAIN},
+    {"store-endpoint", "HELVINO_STORE_ENDPOINT", HV_SETTING_STRING, "tcp://127.0.0.1:5555",
+     "ZeroMQ endpoint of the store's request socket.", &config.store_endpoint, 0, 0, HV_SHOW_PLAIN},
+    {"store-timeout-ms", "HELVINO_STORE_TIMEOUT_MS", HV_SETTING_INT, "5000",
+     "How long to wait for the store before answering 503, in milliseconds.", &config.store_timeout_ms, 1, 600000,
+     HV_SHOW_PLAIN},
+    {"max-body-bytes", "HELVINO_MAX_BODY_BYTES", HV_SETTING_INT, "65536", "Largest request body accepted, in bytes (413 above).",
+     &config.max_body_bytes, 1, 16L * 1024 * 1024, HV_SHOW_PLAIN},
+    {"cors-origins", "HELVINO_CORS_ORIGINS", HV_SETTING_STRING, "*",
+     "Origins allowed to call the API from a browser: * or a comma-separated list.", &config.cors_origins, 0, 0,
+     HV_SHOW_PLAIN},
+    {"key-cache-size", "HELVINO_KEY_CACHE_SIZE", HV_SETTING_INT, "10000", "Org keys remembered at most.",
+     &config.key_cache_size, 1, 10000000, HV_SHOW_PLAIN},
+    {"key-cache-ttl-ms", "HELVINO_KEY_CACHE_TTL_MS", HV_SETTING_INT, "60000",
+     "How long a valid key is trusted without asking the store, in milliseconds; a revoked key works this long.",
+     &config.key_cache_ttl_ms, 0, 86400000, HV_SHOW_PLAIN},
+    {"key-cache-negative-ttl-ms", "HELVINO_KEY_CACHE_NEGATIVE_TTL_MS", HV_SETTING_INT, "5000",
+     "How long an unknown key is remembered as invalid, in milliseconds.", &config.key_cache_negative_ttl_ms, 0, 86400000,
+     HV_SHOW_PLAIN},
+    {"access-log", "HELVINO_ACCESS_LOG", HV_SETTING_BOOL, "false", "Log one line per request.", &config.access_log, 0, 0,
+     HV_SHOW_PLAIN},
+    {"shutdown-timeout-ms", "HELVINO_GATEWAY_SHUTDOWN_TIMEOUT_MS", HV_SETTING_INT, "10000",
+     "On SIGTERM, how long to wait for requests in flight, in milliseconds.", &config.shutdown_timeout_ms, 0, 3600000,
+     HV_SHOW_PLAIN},
+    {"log-level", "HELVINO_LOG_LEVEL", HV_SETTING_STRING, "info", "Least severe level logged: debug, info, warn or error.",
+     &config.log_level, 0, 0, HV_SHOW_PLAIN},
+};
+
+#define SETTING_COUNT (sizeof(settings) / sizeof(settings[0]))
+
+static h2o_globalconf_t globalconf;
+static h2o_context_t context;
+static h2o_accept_ctx_t accept_context;
+static gateway api;
+static h2o_socket_t *listener;
+static volatile bool stopping;
+
+static void load_config(int argc, char **argv)
+{
+    char error[256];
+    int loaded = hv_config_load(settings, SETTING_COUNT, argc, argv, NULL, error, sizeof(error));
+    if (loaded == HV_CONFIG_HELP) {
+        hv_config_print_usage(settings, SETTING_COUNT, "helvino-gateway", "[OPTIONS]");
+        exit(0);
+    }
+    hv_log_level level = HV_LOG_INFO;
+    if (loaded == HV_CONFIG_OK && hv_log_level_parse(config.log_level, &level) != 0) {
+        snprintf(error, sizeof(error), "invalid log level \"%s\": expected debug, info, warn or error", config.log_level);
+        loaded = HV_CONFIG_ERROR;
+    }
+    if (loaded == HV_CONFIG_ERROR) {
+        fprintf(stderr, "helvino-gateway: %s\n", error);
+        exit(2);
+    }
+    hv_log_init("gateway", level);
+}
+
+/* Opens a listening socket on "HOST:PORT" ("[::1]:4000" for IPv6). Returns
+ * the descriptor, or -1 with a message in `error`. */
+static int open_listener(const char *address, char *error, size_t error_size)
+{
+    char host[256];
+    const char *colon = strrchr(address, ':');
+    if (!colon || colon == address || !colon[1] || (size_t)(colon - address) >= sizeof(host)) {
+        snprintf(error, error_size, "invalid listen address \"%s\": expected HOST:PORT", address);
+        return -1;
+    }
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - address), address);
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *found = NULL;
+    int status = getaddrinfo(host, colon + 1, &hints, &found);
+    if (status != 0) {
+        snprintf(error, error_size, "invalid listen address \"%s\": %s", address, gai_strerror(status));
+        return -1;
+    }
+
+    int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int reuse = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse)) != 0 ||
+        bind(fd, found->ai_addr, found->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        snprintf(error, error_size, "cannot listen on %s: %s", address, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(found);
+    return fd;
+}
+
+static void on_accept(h2o_socket_t *sock, const char *err)
+{
+    if (err)
+        return;
+    h2o_socket_t *accepted = h2o_evloop_socket_accept(sock);
+    if (accepted)
+        h2o_accept(&accept_context, accepted);
+}
+
+static void on_signal(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    struct signalfd_siginfo info;
+    int fd = h2o_socket_get_fd(sock);
+    while (read(fd, &info, sizeof(info)) == (ssize_t)sizeof(info)) {
+        if (stopping)
+            continue;
+        HV_INFO("shutdown requested; finishing requests in flight", HV_STR("signal", strsignal((int)info.ssi_signo)),
+                HV_INT("in_flight", api.exchanges));
+        stopping = true;
+        /* Stop accepting: close the listener so the port frees at once. */
+        h2o_socket_read_stop(listener);
+        h2o_socket_close(listener);
+        listener = NULL;
+    }
+}
+
+static h2o_socket_t *watch_signals(h2o_loop_t *loop)
+{
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    h2o_socket_t *sock = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(sock, on_signal);
+    return sock;
+}
+
+int main(int argc, char **argv)
+{
+    load_config(argc, argv);
+
+    char described[2048];
+    hv_config_describe(settings, SETTING_COUNT, described, sizeof(described));
+    HV_INFO("starting helvino-gateway", HV_STR("version", HV_VERSION), HV_STR("config", described));
+
+    h2o_config_init(&globalconf);
+    /* Bodies up to 16 times the limit are read and answered with the JSON
+     * 413 of the contract; h2o itself rejects larger ones with its own. */
+    globalconf.max_request_entity_size = (size_t)config.max_body_bytes * 16;
+    h2o_hostconf_t *hostconf = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+    http_register(pathconf, &api);
+
+    h2o_loop_t *loop = h2o_evloop_create();
+    h2o_context_init(&context, loop, &globalconf);
+    accept_context.ctx = &context;
+    accept_context.hosts = globalconf.hosts;
+
+    char error[512];
+    void *zmq_context = zmq_ctx_new();
+    api.store = store_client_new(loop, zmq_context, config.store_endpoint, (uint64_t)config.store_timeout_ms, error,
+                                 sizeof(error));
+    api.keys = key_cache_new((size_t)config.key_cache_size, config.key_cache_ttl_ms, config.key_cache_negative_ttl_ms);
+    api.max_body_bytes = (size_t)config.max_body_bytes;
+    api.cors_origins = config.cors_origins;
+    api.access_log = config.access_log;
+    if (!api.store || !api.keys) {
+        HV_ERROR("starting the store client failed", HV_STR("err", api.store ? "out of memory" : error));
+        return 1;
+    }
+
+    int fd = open_listener(config.listen, error, sizeof(error));
+    if (fd < 0) {
+        HV_ERROR("opening the HTTP listener failed", HV_STR("err", error));
+        return 1;
+    }
+    listener = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(listener, on_accept);
+
+    h2o_socket_t *signals = watch_signals(loop);
+    if (!signals) {
+        HV_ERROR("creating the signal descriptor failed", HV_STR("err", strerror(errno)));
+        return 1;
+    }
+
+    HV_INFO("gateway ready", HV_STR("listen", config.listen), HV_STR("store", config.store_endpoint));
+
+    int64_t deadline = 0;
+    while (!stopping || api.exchanges > 0) {
+        if (stopping && !deadline)
+            deadline = hv_time_monotonic_ms() + config.shutdown_timeout_ms;
+        if (deadline && hv_time_monotonic_ms() >= deadline) {
+            HV_WARN("shutdown timeout reached; abandoning requests", HV_INT("in_flight", api.exchanges));
+            break;
+        }
+        h2o_evloop_run(loop, stopping ? 100 : INT32_MAX);
+    }
+
+    h2o_socket_read_stop(signals);
+    h2o_socket_close(signals);
+    store_client_destroy(&api.store);
+    key_cache_destroy(&api.keys);
+    zmq_ctx_term(zmq_context);
+    HV_INFO("gateway stopped", HV_INT("exit_status", 0));
+    return 0;
+}

@@ -1,0 +1,251 @@
+/* A non-blocking client of helvino-store on h2o's event loop.
+ *
+ * ZeroMQ signals a socket's readiness through ZMQ_FD, which is edge
+ * triggered: it fires once for any number of messages, and a send can
+ * consume a pending signal. So every wake-up reads until ZMQ_EVENTS no
+ * longer reports ZMQ_POLLIN, and every send schedules one more such drain
+ * on the next loop turn. */
+#include "store_client.h"
+#include "hv_envelope.h"
+#include "hv_log.h"
+#include "hv_msgpack.h"
+#include "hv_zmq.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct store_call {
+    store_client *client;
+    uint64_t id;
+    uint32_t slot;
+    store_reply_cb cb; /* NULL once cancelled */
+    bool sent;         /* false when ZeroMQ refused the request */
+    void *data;
+    h2o_timeout_entry_t timeout;
+};
+
+struct store_client {
+    h2o_loop_t *loop;
+    void *dealer;
+    h2o_socket_t *notifier;  /* wraps a duplicate of ZMQ_FD */
+    h2o_timeout_t call_timeout;
+    h2o_timeout_t next_turn; /* zero delay: drains after a send */
+    h2o_timeout_entry_t drain_entry;
+    store_call **slots;      /* calls by slot; the slot is the id's low 32 bits */
+    uint32_t slot_count;
+    uint32_t *free_slots;
+    uint32_t free_count;
+    uint32_t sequence;       /* the id's high 32 bits, so reused slots get new ids */
+    size_t in_flight;
+};
+
+static void finish_call(store_call *call, int status, const msgpack_object *body)
+{
+    store_client *client = call->client;
+    h2o_timeout_unlink(&call->timeout);
+    client->slots[call->slot] = NULL;
+    client->free_slots[client->free_count++] = call->slot;
+    client->in_flight--;
+
+    if (call->cb)
+        call->cb(call->data, status, body);
+    free(call);
+}
+
+static void on_call_timeout(h2o_timeout_entry_t *entry)
+{
+    store_call *call = H2O_STRUCT_FROM_MEMBER(store_call, timeout, entry);
+    if (call->cb && call->sent)
+        HV_WARN("store request timed out", HV_INT("id", call->id));
+    finish_call(call, HV_STATUS_UNAVAILABLE, NULL);
+}
+
+static void handle_reply(store_client *client, const char *data, size_t size)
+{
+    msgpack_unpacked storage;
+    msgpack_unpacked_init(&storage);
+    hv_reply reply;
+    const char *error;
+
+    if (hv_reply_decode(data, size, &storage, &reply, &error) != 0) {
+        HV_WARN("dropped a malformed reply from the store", HV_STR("err", error));
+    } else {
+        uint32_t slot = (uint32_t)reply.id;
+        store_call *call = slot < client->slot_count ? client->slots[slot] : NULL;
+        if (call && call->id == reply.id)
+            finish_call(call, reply.status, reply.body);
+        else
+            HV_DEBUG("dropped a late reply from the store", HV_INT("id", reply.id));
+    }
+    msgpack_unpacked_destroy(&storage);
+}
+
+static void drain(store_client *client)
+{
+    for (;;) {
+        int events = 0;
+        size_t events_size = sizeof(events);
+        if (zmq_getsockopt(client->dealer, ZMQ_EVENTS, &events, &events_size) != 0 || !(events & ZMQ_POLLIN))
+            return;
+
+        zmq_msg_t parts[HV_ZMQ_MAX_PARTS];
+        int count;
+        if (hv_zmq_recv_parts(client->dealer, parts, &count, ZMQ_DONTWAIT) != 0)
+            continue;
+        /* The reply is the last frame; a DEALER sees no routing frames. */
+        handle_reply(client, zmq_msg_data(&parts[count - 1]), zmq_msg_size(&parts[count - 1]));
+        hv_zmq_close_parts(parts, count);
+    }
+}
+
+static void on_notified(h2o_socket_t *sock, const char *err)
+{
+    store_client *client = sock->data;
+    if (err)
+        HV_ERROR("store socket notification failed", HV_STR("err", err));
+    drain(client);
+}
+
+static void on_next_turn(h2o_timeout_entry_t *entry)
+{
+    store_client *client = H2O_STRUCT_FROM_MEMBER(store_client, drain_entry, entry);
+    drain(client);
+}
+
+store_client *store_client_new(h2o_loop_t *loop, void *zmq_context, const char *endpoint, uint64_t timeout_ms, char *error,
+                               size_t error_size)
+{
+    store_client *client = calloc(1, sizeof(*client));
+    if (!client) {
+        snprintf(error, error_size, "out of memory");
+        return NULL;
+    }
+    client->loop = loop;
+    client->dealer = hv_zmq_socket(zmq_context, ZMQ_DEALER, 0);
+
+    /* With ZMQ_IMMEDIATE a request is only queued to a connected store, so
+     * while the store is down a send fails at once (503) instead of waiting
+     * to be delivered and run after its caller has given up. */
+    int immediate = 1;
+    int fd = -1;
+    size_t fd_size = sizeof(fd);
+    if (!client->dealer || zmq_setsockopt(client->dealer, ZMQ_IMMEDIATE, &immediate, sizeof(immediate)) != 0 ||
+        zmq_connect(client->dealer, endpoint) != 0 || zmq_getsockopt(client->dealer, ZMQ_FD, &fd, &fd_size) != 0) {
+        snprintf(error, error_size, "cannot connect to the store at \"%s\": %s", endpoint, zmq_strerror(errno));
+        if (client->dealer)
+            zmq_close(client->dealer);
+        free(client);
+        return NULL;
+    }
+
+    /* h2o closes the descriptor it is given, and ZMQ_FD belongs to ZeroMQ. */
+    client->notifier = h2o_evloop_socket_create(loop, dup(fd), H2O_SOCKET_FLAG_DONT_READ);
+    client->notifier->data = client;
+    h2o_socket_read_start(client->notifier, on_notified);
+
+    h2o_timeout_init(loop, &client->call_timeout, timeout_ms);
+    h2o_timeout_init(loop, &client->next_turn, 0);
+    client->drain_entry.cb = on_next_turn;
+    return client;
+}
+
+void store_client_destroy(store_client **target)
+{
+    store_client *client = *target;
+    if (!client)
+        return;
+    for (uint32_t slot = 0; slot < client->slot_count; slot++)
+        if (client->slots[slot])
+            finish_call(client->slots[slot], HV_STATUS_UNAVAILABLE, NULL);
+
+    h2o_timeout_unlink(&client->drain_entry);
+    h2o_timeout_dispose(client->loop, &client->call_timeout);
+    h2o_timeout_dispose(client->loop, &client->next_turn);
+    h2o_socket_read_stop(client->notifier);
+    h2o_socket_close(client->notifier);
+    zmq_close(client->dealer);
+    free(client->slots);
+    free(client->free_slots);
+    free(client);
+    *target = NULL;
+}
+
+static bool take_slot(store_client *client, uint32_t *slot)
+{
+    if (client->free_count == 0) {
+        uint32_t grown = client->slot_count ? client->slot_count * 2 : 64;
+        store_call **slots = realloc(client->slots, grown * sizeof(*slots));
+        if (!slots)
+            return false;
+        client->slots = slots;
+        uint32_t *free_slots = realloc(client->free_slots, grown * sizeof(*free_slots));
+        if (!free_slots)
+            return false;
+        client->free_slots = free_slots;
+        for (uint32_t i = client->slot_count; i < grown; i++) {
+            slots[i] = NULL;
+            client->free_slots[client->free_count++] = grown - 1 - (i - client->slot_count);
+        }
+        client->slot_count = grown;
+    }
+    *slot = client->free_slots[--client->free_count];
+    return true;
+}
+
+store_call *store_client_send(store_client *client, const char *op, const char *org, const char *trace,
+                              const msgpack_sbuffer *args, store_reply_cb cb, void *data)
+{
+    store_call *call = calloc(1, sizeof(*call));
+    if (!call || !take_slot(client, &call->slot)) {
+        free(call);
+        return NULL;
+    }
+    call->client = client;
+    call->id = (uint64_t)++client->sequence << 32 | call->slot;
+    call->cb = cb;
+    call->data = data;
+    call->timeout.cb = on_call_timeout;
+    client->slots[call->slot] = call;
+    client->in_flight++;
+
+    msgpack_sbuffer request;
+    msgpack_sbuffer_init(&request);
+    msgpack_packer packer;
+    msgpack_packer_init(&packer, &request, msgpack_sbuffer_write);
+    hv_request_pack_begin(&packer, call->id, op, org, trace);
+    if (args && args->size)
+        msgpack_sbuffer_write(&request, args->data, args->size);
+    else
+        msgpack_pack_map(&packer, 0);
+
+    int sent = zmq_send(client->dealer, request.data, request.size, ZMQ_DONTWAIT);
+    msgpack_sbuffer_destroy(&request);
+
+    if (sent < 0) {
+        /* No store connected (ZMQ_IMMEDIATE) or its queue is full: fail on
+         * the next turn, so that the callback never runs inside this call. */
+        HV_DEBUG("store request not sent", HV_STR("op", op), HV_STR("err", zmq_strerror(errno)));
+        h2o_timeout_link(client->loop, &client->next_turn, &call->timeout);
+    } else {
+        call->sent = true;
+        h2o_timeout_link(client->loop, &client->call_timeout, &call->timeout);
+    }
+    if (!h2o_timeout_is_linked(&client->drain_entry))
+        h2o_timeout_link(client->loop, &client->next_turn, &client->drain_entry);
+    return call;
+}
+
+void store_call_cancel(store_call *call)
+{
+    call->cb = NULL;
+    call->data = NULL;
+}
+
+size_t store_client_in_flight(const store_client *client)
+{
+    return client->in_flight;
+}
