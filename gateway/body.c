@@ -59,8 +59,9 @@ const char *conversation_body_check(const char *data, size_t len)
     if (blank == len)
         return NULL;
 
+    /* "\u0000" is valid JSON, and this body is not stored, so it passes. */
     json_error_t error;
-    json_t *document = json_loadb(data, len, 0, &error);
+    json_t *document = json_loadb(data, len, JSON_ALLOW_NUL, &error);
     int is_object = json_is_object(document);
     json_decref(document);
     return is_object ? NULL : BODY_ERROR_INVALID_JSON;
@@ -79,6 +80,8 @@ const char *query_param(const char *query, size_t query_len, const char *name, s
             *value_len = (size_t)(pair_end - pair) - name_len - 1;
             return pair + name_len + 1;
         }
+        if (pair_end == end)
+            break;
         pair = pair_end + 1;
     }
     return NULL;
@@ -86,13 +89,17 @@ const char *query_param(const char *query, size_t query_len, const char *name, s
 
 long parse_limit(const char *text, size_t len, long max)
 {
-    if (len == 0 || len > 4)
+    if (len == 0)
         return -1;
     long value = 0;
     for (size_t i = 0; i < len; i++) {
         if (text[i] < '0' || text[i] > '9')
             return -1;
         value = value * 10 + (text[i] - '0');
+        /* Leading zeros are allowed, and stopping past `max` keeps a long
+         * run of digits from overflowing. */
+        if (value > max)
+            return -1;
     }
-    return value >= 1 && value <= max ? value : -1;
+    return value >= 1 ? value : -1;
 }
