@@ -222,7 +222,8 @@ static void finish_job(store *self, job *done)
     if (zmq_send(self->router, result->reply.data, result->reply.size, 0) < 0)
         HV_WARN("sending a reply failed", HV_STR("op", result->op), HV_STR("err", zmq_strerror(errno)));
 
-    HV_DEBUG("request done", HV_STR("op", result->op), HV_INT("status", result->status), HV_INT("id", result->request_id));
+    HV_DEBUG("request done", HV_STR("op", result->op), HV_INT("status", result->status), HV_INT("id", result->request_id),
+             HV_STR("request_id", result->trace));
     job_destroy(&done);
 }
 

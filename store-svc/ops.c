@@ -614,6 +614,7 @@ void ops_execute(db_session *db, const char *data, size_t size, size_t max_reque
     result->request_id = request.id;
     snprintf(result->op, sizeof(result->op), "%.*s", decoded == 0 ? (int)request.op_len : 0, request.op ? request.op : "");
     snprintf(ctx.trace, sizeof(ctx.trace), "%.*s", decoded == 0 ? (int)request.trace_len : 0, request.trace ? request.trace : "");
+    memcpy(result->trace, ctx.trace, sizeof(result->trace));
 
     if (size > max_request_bytes) {
         reply_error(&ctx, HV_STATUS_TOO_LARGE, "request too large");

@@ -16,6 +16,7 @@ typedef struct {
     int status;
     uint64_t request_id;
     char op[32];                 /* for log lines; truncated */
+    char trace[80];              /* the caller's request id, for log lines; truncated */
     char topic[HV_TOPIC_SIZE];   /* empty when there is no event */
     msgpack_sbuffer event;       /* the event body, when topic is set */
 } ops_result;
