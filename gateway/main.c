@@ -4,6 +4,7 @@
 #include "http.h"
 #include "hv_config.h"
 #include "hv_log.h"
+#include "hv_service.h"
 #include "hv_time.h"
 #include "hv_version.h"
 
@@ -73,26 +74,6 @@ static gateway api;
 static h2o_socket_t *listener;
 static volatile bool stopping;
 
-static void load_config(int argc, char **argv)
-{
-    char error[256];
-    int loaded = hv_config_load(settings, SETTING_COUNT, argc, argv, NULL, error, sizeof(error));
-    if (loaded == HV_CONFIG_HELP) {
-        hv_config_print_usage(settings, SETTING_COUNT, "helvino-gateway", "[OPTIONS]");
-        exit(0);
-    }
-    hv_log_level level = HV_LOG_INFO;
-    if (loaded == HV_CONFIG_OK && hv_log_level_parse(config.log_level, &level) != 0) {
-        snprintf(error, sizeof(error), "invalid log level \"%s\": expected debug, info, warn or error", config.log_level);
-        loaded = HV_CONFIG_ERROR;
-    }
-    if (loaded == HV_CONFIG_ERROR) {
-        fprintf(stderr, "helvino-gateway: %s\n", error);
-        exit(2);
-    }
-    hv_log_init("gateway", level);
-}
-
 /* Opens a listening socket on "HOST:PORT" ("[::1]:4000" for IPv6). Returns
  * the descriptor, or -1 with a message in `error`. */
 static int open_listener(const char *address, char *error, size_t error_size)
@@ -159,14 +140,7 @@ static void on_signal(h2o_socket_t *sock, const char *err)
 
 static h2o_socket_t *watch_signals(h2o_loop_t *loop)
 {
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    sigprocmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    int fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+    int fd = hv_service_signal_fd();
     if (fd < 0)
         return NULL;
     h2o_socket_t *sock = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
@@ -176,11 +150,8 @@ static h2o_socket_t *watch_signals(h2o_loop_t *loop)
 
 int main(int argc, char **argv)
 {
-    load_config(argc, argv);
-
-    char described[2048];
-    hv_config_describe(settings, SETTING_COUNT, described, sizeof(described));
-    HV_INFO("starting helvino-gateway", HV_STR("version", HV_VERSION), HV_STR("config", described));
+    hv_service_configure(settings, SETTING_COUNT, argc, argv, "helvino-gateway", "gateway", &config.log_level);
+    hv_service_log_start(settings, SETTING_COUNT, "helvino-gateway", HV_VERSION);
 
     h2o_config_init(&globalconf);
     /* Bodies up to 16 times the limit are read and answered with the JSON

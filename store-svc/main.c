@@ -8,6 +8,7 @@
 #include "hv_config.h"
 #include "hv_envelope.h"
 #include "hv_log.h"
+#include "hv_service.h"
 #include "hv_time.h"
 #include "hv_version.h"
 #include "migrate.h"
@@ -84,40 +85,6 @@ typedef struct {
     bool stopping;
     int64_t stop_deadline_ms;
 } store;
-
-static void load_config(int argc, char **argv)
-{
-    char error[256];
-    int loaded = hv_config_load(settings, SETTING_COUNT, argc, argv, NULL, error, sizeof(error));
-    if (loaded == HV_CONFIG_HELP) {
-        hv_config_print_usage(settings, SETTING_COUNT, "helvino-store", "[OPTIONS]");
-        exit(0);
-    }
-    hv_log_level level = HV_LOG_INFO;
-    if (loaded == HV_CONFIG_OK && hv_log_level_parse(config.log_level, &level) != 0) {
-        snprintf(error, sizeof(error), "invalid log level \"%s\": expected debug, info, warn or error", config.log_level);
-        loaded = HV_CONFIG_ERROR;
-    }
-    if (loaded == HV_CONFIG_ERROR) {
-        fprintf(stderr, "helvino-store: %s\n", error);
-        exit(2);
-    }
-    hv_log_init("store", level);
-    db_set_statement_timeout(config.statement_timeout_ms);
-}
-
-/* Blocks SIGINT and SIGTERM in every thread (workers start later and inherit
- * the mask) and returns a descriptor that becomes readable on either. */
-static int open_signal_fd(void)
-{
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    return signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-}
 
 static bool signal_arrived(int signal_fd)
 {
@@ -366,13 +333,12 @@ static void run_loop(store *self)
 
 int main(int argc, char **argv)
 {
-    load_config(argc, argv);
+    hv_service_configure(settings, SETTING_COUNT, argc, argv, "helvino-store", "store", &config.log_level);
+    db_set_statement_timeout(config.statement_timeout_ms);
+    hv_service_log_start(settings, SETTING_COUNT, "helvino-store", HV_VERSION);
 
-    char described[2048];
-    hv_config_describe(settings, SETTING_COUNT, described, sizeof(described));
-    HV_INFO("starting helvino-store", HV_STR("version", HV_VERSION), HV_STR("config", described));
-
-    store self = {.signal_fd = open_signal_fd()};
+    /* Before the workers start, so that they inherit the blocked signals. */
+    store self = {.signal_fd = hv_service_signal_fd()};
     if (self.signal_fd < 0) {
         HV_ERROR("creating the signal descriptor failed", HV_STR("err", strerror(errno)));
         return 1;
