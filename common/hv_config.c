@@ -121,7 +121,7 @@ int hv_config_load(hv_setting *settings, size_t count, int argc, char **argv, in
 
 void hv_config_print_usage(const hv_setting *settings, size_t count, const char *program, const char *synopsis)
 {
-    printf("Usage: %s %s\n\nOptions (each also read from the environment variable shown):\n", program, synopsis);
+    printf("Usage: %s %s\n\nOptions (where an environment variable is shown, it sets the same value):\n", program, synopsis);
     for (size_t i = 0; i < count; i++) {
         const hv_setting *setting = &settings[i];
         printf("  --%s%s\n      %s\n      default: %s", setting->flag, setting->type == HV_SETTING_BOOL ? "[=BOOL]" : " VALUE",

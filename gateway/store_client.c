@@ -41,7 +41,21 @@ struct store_client {
     uint32_t free_count;
     uint32_t sequence;       /* the id's high 32 bits, so reused slots get new ids */
     size_t in_flight;
+    const char *endpoint;    /* for log lines */
+    bool unreachable;        /* the last call failed for want of the store; logged once */
 };
+
+/* Logs the store becoming unreachable or reachable again, once per change,
+ * so that an outage costs two log lines and not one per request. */
+static void note_reachable(store_client *client, bool reachable, const char *reason)
+{
+    if (reachable && client->unreachable)
+        HV_INFO("store reachable again", HV_STR("endpoint", client->endpoint));
+    else if (!reachable && !client->unreachable)
+        HV_WARN("store unreachable; replying 503 until it is back", HV_STR("endpoint", client->endpoint),
+                HV_STR("reason", reason));
+    client->unreachable = !reachable;
+}
 
 static void finish_call(store_call *call, int status, const msgpack_object *body)
 {
@@ -59,8 +73,7 @@ static void finish_call(store_call *call, int status, const msgpack_object *body
 static void on_call_timeout(h2o_timeout_entry_t *entry)
 {
     store_call *call = H2O_STRUCT_FROM_MEMBER(store_call, timeout, entry);
-    if (call->cb && call->sent)
-        HV_WARN("store request timed out", HV_INT("id", call->id));
+    note_reachable(call->client, false, call->sent ? "request timed out" : "not connected");
     finish_call(call, HV_STATUS_UNAVAILABLE, NULL);
 }
 
@@ -76,6 +89,7 @@ static void handle_reply(store_client *client, const char *data, size_t size)
     } else {
         uint32_t slot = (uint32_t)reply.id;
         store_call *call = slot < client->slot_count ? client->slots[slot] : NULL;
+        note_reachable(client, true, NULL);
         if (call && call->id == reply.id)
             finish_call(call, reply.status, reply.body);
         else
@@ -125,6 +139,7 @@ store_client *store_client_new(h2o_loop_t *loop, void *zmq_context, const char *
         return NULL;
     }
     client->loop = loop;
+    client->endpoint = endpoint;
     client->dealer = hv_zmq_socket(zmq_context, ZMQ_DEALER, 0);
 
     /* With ZMQ_IMMEDIATE a request is only queued to a connected store, so

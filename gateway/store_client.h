@@ -16,8 +16,8 @@ typedef struct store_call store_call;
  * `body` lives until the callback returns. */
 typedef void (*store_reply_cb)(void *data, int status, const msgpack_object *body);
 
-/* Connects to `endpoint`. ZeroMQ reconnects by itself, so the store need not
- * be up yet. Returns NULL with a message in `error` on failure. */
+/* Connects to `endpoint`, which must outlive the client. ZeroMQ reconnects by
+ * itself, so the store need not be up yet. Returns NULL with a message in `error` on failure. */
 store_client *store_client_new(h2o_loop_t *loop, void *zmq_context, const char *endpoint, uint64_t timeout_ms, char *error,
                                size_t error_size);
 

@@ -263,7 +263,10 @@ int main(int argc, char **argv)
     int consumed = 0;
     const command *chosen = find_command(argc, argv, first, &consumed);
     if (!chosen) {
-        fprintf(stderr, "helvino-admin: %s; see --help\n", first < argc ? "unknown command" : "missing command");
+        if (first < argc)
+            fprintf(stderr, "helvino-admin: unknown command \"%s\"; see --help\n", argv[first]);
+        else
+            fprintf(stderr, "helvino-admin: missing command; see --help\n");
         return EXIT_USAGE;
     }
 
