@@ -18,14 +18,19 @@
 #include <string.h>
 #include <unistd.h>
 
+/* How often a request that ZeroMQ could not send yet is tried again. */
+#define SEND_RETRY_MS 20
+
 struct store_call {
     store_client *client;
     uint64_t id;
     uint32_t slot;
     store_reply_cb cb; /* NULL once cancelled */
-    bool sent;         /* false when ZeroMQ refused the request */
+    bool sent;         /* false until ZeroMQ took the request */
     void *data;
     h2o_timeout_entry_t timeout;
+    msgpack_sbuffer request; /* kept until sent, for retries */
+    int64_t send_deadline_ms;
 };
 
 struct store_client {
@@ -34,6 +39,7 @@ struct store_client {
     h2o_socket_t *notifier;  /* wraps a duplicate of ZMQ_FD */
     h2o_timeout_t call_timeout;
     h2o_timeout_t next_turn; /* zero delay: drains after a send */
+    h2o_timeout_t retry;     /* the pause between two tries to send */
     h2o_timeout_entry_t drain_entry;
     store_call **slots;      /* calls by slot; the slot is the id's low 32 bits */
     uint32_t slot_count;
@@ -42,6 +48,7 @@ struct store_client {
     uint32_t sequence;       /* the id's high 32 bits, so reused slots get new ids */
     size_t in_flight;
     const char *endpoint;    /* for log lines */
+    uint64_t timeout_ms;
     bool unreachable;        /* the last call failed for want of the store; logged once */
 };
 
@@ -67,6 +74,7 @@ static void finish_call(store_call *call, int status, const msgpack_object *body
 
     if (call->cb)
         call->cb(call->data, status, body);
+    msgpack_sbuffer_destroy(&call->request);
     free(call);
 }
 
@@ -75,6 +83,48 @@ static void on_call_timeout(h2o_timeout_entry_t *entry)
     store_call *call = H2O_STRUCT_FROM_MEMBER(store_call, timeout, entry);
     note_reachable(call->client, false, call->sent ? "request timed out" : "not connected");
     finish_call(call, HV_STATUS_UNAVAILABLE, NULL);
+}
+
+static void schedule_drain(store_client *client)
+{
+    if (!h2o_timeout_is_linked(&client->drain_entry))
+        h2o_timeout_link(client->loop, &client->next_turn, &client->drain_entry);
+}
+
+/* Hands the request to ZeroMQ, or schedules another try. ZMQ_IMMEDIATE makes
+ * a send fail while no store is connected: right after start, before the
+ * connection is made, and while the store restarts. A call keeps trying for
+ * the store timeout, then waits up to the store timeout for its reply. */
+static void try_send(store_call *call)
+{
+    store_client *client = call->client;
+    h2o_timeout_unlink(&call->timeout);
+
+    if (!call->cb) {
+        /* Cancelled before it was sent: nobody waits for it any more. */
+        finish_call(call, HV_STATUS_UNAVAILABLE, NULL);
+        return;
+    }
+    if (zmq_send(client->dealer, call->request.data, call->request.size, ZMQ_DONTWAIT) >= 0) {
+        call->sent = true;
+        msgpack_sbuffer_destroy(&call->request);
+        msgpack_sbuffer_init(&call->request);
+        call->timeout.cb = on_call_timeout;
+        h2o_timeout_link(client->loop, &client->call_timeout, &call->timeout);
+        schedule_drain(client);
+        return;
+    }
+
+    if (h2o_now(client->loop) >= (uint64_t)call->send_deadline_ms) {
+        on_call_timeout(&call->timeout);
+        return;
+    }
+    h2o_timeout_link(client->loop, &client->retry, &call->timeout);
+}
+
+static void on_retry(h2o_timeout_entry_t *entry)
+{
+    try_send(H2O_STRUCT_FROM_MEMBER(store_call, timeout, entry));
 }
 
 static void handle_reply(store_client *client, const char *data, size_t size)
@@ -164,6 +214,8 @@ store_client *store_client_new(h2o_loop_t *loop, void *zmq_context, const char *
 
     h2o_timeout_init(loop, &client->call_timeout, timeout_ms);
     h2o_timeout_init(loop, &client->next_turn, 0);
+    h2o_timeout_init(loop, &client->retry, SEND_RETRY_MS);
+    client->timeout_ms = timeout_ms;
     client->drain_entry.cb = on_next_turn;
     return client;
 }
@@ -180,6 +232,7 @@ void store_client_destroy(store_client **target)
     h2o_timeout_unlink(&client->drain_entry);
     h2o_timeout_dispose(client->loop, &client->call_timeout);
     h2o_timeout_dispose(client->loop, &client->next_turn);
+    h2o_timeout_dispose(client->loop, &client->retry);
     h2o_socket_read_stop(client->notifier);
     h2o_socket_close(client->notifier);
     zmq_close(client->dealer);
@@ -223,34 +276,23 @@ store_call *store_client_send(store_client *client, const char *op, const char *
     call->id = (uint64_t)++client->sequence << 32 | call->slot;
     call->cb = cb;
     call->data = data;
-    call->timeout.cb = on_call_timeout;
     client->slots[call->slot] = call;
     client->in_flight++;
 
-    msgpack_sbuffer request;
-    msgpack_sbuffer_init(&request);
+    msgpack_sbuffer_init(&call->request);
     msgpack_packer packer;
-    msgpack_packer_init(&packer, &request, msgpack_sbuffer_write);
+    msgpack_packer_init(&packer, &call->request, msgpack_sbuffer_write);
     hv_request_pack_begin(&packer, call->id, op, org, trace);
     if (args && args->size)
-        msgpack_sbuffer_write(&request, args->data, args->size);
+        msgpack_sbuffer_write(&call->request, args->data, args->size);
     else
         msgpack_pack_map(&packer, 0);
 
-    int sent = zmq_send(client->dealer, request.data, request.size, ZMQ_DONTWAIT);
-    msgpack_sbuffer_destroy(&request);
-
-    if (sent < 0) {
-        /* No store connected (ZMQ_IMMEDIATE) or its queue is full: fail on
-         * the next turn, so that the callback never runs inside this call. */
-        HV_DEBUG("store request not sent", HV_STR("op", op), HV_STR("err", zmq_strerror(errno)));
-        h2o_timeout_link(client->loop, &client->next_turn, &call->timeout);
-    } else {
-        call->sent = true;
-        h2o_timeout_link(client->loop, &client->call_timeout, &call->timeout);
-    }
-    if (!h2o_timeout_is_linked(&client->drain_entry))
-        h2o_timeout_link(client->loop, &client->next_turn, &client->drain_entry);
+    /* The first try runs on the next loop turn, so that the callback never
+     * runs inside this function, not even for a store that is down. */
+    call->send_deadline_ms = (int64_t)(h2o_now(client->loop) + client->timeout_ms);
+    call->timeout.cb = on_retry;
+    h2o_timeout_link(client->loop, &client->next_turn, &call->timeout);
     return call;
 }
 

@@ -79,7 +79,11 @@ void store_launch(store_fixture *store, const char *const *extra_env)
 
 void store_wait_ready(store_fixture *store)
 {
-    /* Ready means serving: poll `health` until it returns 200. */
+    /* Ready means serving: poll `health` until it returns 200. The probes use
+     * their own socket, closed afterwards, so that a reply that comes after
+     * its probe gave up never reaches the test's socket. */
+    void *probe = hv_store_connect(store->context, store->store_endpoint);
+    cr_assert_not_null(probe);
     int64_t deadline = hv_time_monotonic_ms() + 30000;
     while (hv_time_monotonic_ms() < deadline) {
         int exit_status;
@@ -95,15 +99,18 @@ void store_wait_ready(store_fixture *store)
         msgpack_pack_map(&packer, 0);
 
         hv_call_result result;
-        int called = hv_store_call(store->dealer, &request, id, 200, &result);
+        int called = hv_store_call(probe, &request, id, 200, &result);
         msgpack_sbuffer_destroy(&request);
         if (called == 0) {
             int status = result.reply.status;
             hv_call_result_destroy(&result);
-            if (status == 200)
+            if (status == 200) {
+                zmq_close(probe);
                 return;
+            }
         }
     }
+    zmq_close(probe);
     cr_assert_fail("helvino-store did not become ready within 30 s; see %s", store->log_path);
 }
 
