@@ -154,8 +154,7 @@ int main(int argc, char **argv)
     hv_service_log_start(settings, SETTING_COUNT, "helvino-gateway", HV_VERSION);
 
     h2o_config_init(&globalconf);
-    /* Bodies up to 16 times the limit are read and answered with the JSON
-     * 413 of the contract; h2o itself rejects larger ones with its own. */
+    /* Bodies up to 16 times the limit are read and get the JSON 413 of the contract; h2o itself rejects larger ones with its own. */
     globalconf.max_request_entity_size = (size_t)config.max_body_bytes * 16;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);

@@ -101,7 +101,7 @@ static void try_send(store_call *call)
     h2o_timeout_unlink(&call->timeout);
 
     if (!call->cb) {
-        /* Cancelled before it was sent: nobody waits for it any more. */
+        /* Cancelled before it was sent: no request waits for it any more. */
         finish_call(call, HV_STATUS_UNAVAILABLE, NULL);
         return;
     }
@@ -193,8 +193,8 @@ store_client *store_client_new(h2o_loop_t *loop, void *zmq_context, const char *
     client->dealer = hv_zmq_socket(zmq_context, ZMQ_DEALER, 0);
 
     /* With ZMQ_IMMEDIATE a request is only queued to a connected store, so
-     * while the store is down a send fails at once (503) instead of waiting
-     * to be delivered and run after its caller has given up. */
+     * that a request is never delivered and run after its caller has given
+     * up; try_send retries while no store is connected. */
     int immediate = 1;
     int fd = -1;
     size_t fd_size = sizeof(fd);

@@ -11,8 +11,7 @@
 typedef struct store_client store_client;
 typedef struct store_call store_call;
 
-/* Receives a reply. `status` is the store's, or 503 with a NULL `body` when
- * the store did not answer within the timeout or could not be reached.
+/* Receives a reply. `status` is the store's, or 503 with a NULL `body` when the store did not reply within the timeout or could not be reached.
  * `body` lives until the callback returns. */
 typedef void (*store_reply_cb)(void *data, int status, const msgpack_object *body);
 
