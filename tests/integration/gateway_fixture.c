@@ -124,20 +124,6 @@ static bool root_returns_200(const gateway_fixture *gateway)
     return code == CURLE_OK && status == 200;
 }
 
-static int count_lines(const char *path, const char *text)
-{
-    FILE *log = fopen(path, "r");
-    if (!log)
-        return 0;
-    int count = 0;
-    char line[8192];
-    while (fgets(line, sizeof(line), log))
-        if (strstr(line, text))
-            count++;
-    fclose(log);
-    return count;
-}
-
 /* Waits until the gateway serves `GET /`. Returns false when it exited
  * first, and aborts the test when it does neither within START_TIMEOUT_MS.
  * A "gateway ready" line must come first, so that a 200 from another
@@ -242,7 +228,7 @@ int gateway_stop(gateway_fixture *gateway)
 
 int gateway_log_count(const gateway_fixture *gateway, const char *text)
 {
-    return count_lines(gateway->log_path, text);
+    return file_count_lines(gateway->log_path, text);
 }
 
 bool gateway_wait_for_log(const gateway_fixture *gateway, const char *text, int timeout_ms)

@@ -162,7 +162,12 @@ int store_stop(store_fixture *store)
 
 int store_log_count(const store_fixture *store, const char *text)
 {
-    FILE *log = fopen(store->log_path, "r");
+    return file_count_lines(store->log_path, text);
+}
+
+int file_count_lines(const char *path, const char *text)
+{
+    FILE *log = fopen(path, "r");
     if (!log)
         return 0;
     int count = 0;

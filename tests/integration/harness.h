@@ -43,6 +43,10 @@ int store_stop(store_fixture *store);
 /* Returns the number of lines of the store's log that contain `text`. */
 int store_log_count(const store_fixture *store, const char *text);
 
+/* Returns the number of lines of the file at `path` that contain `text`;
+ * 0 when the file cannot be read. */
+int file_count_lines(const char *path, const char *text);
+
 /* Calls `op` with string arguments given as key, value pairs ending with
  * NULL. `org` may be NULL. Aborts the test when no reply comes within 10 s.
  * The caller destroys the result. */
