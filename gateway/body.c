@@ -3,11 +3,20 @@
 
 #include <string.h>
 
+/* Returns whether `data` is empty or only JSON white space. */
+static int is_blank(const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n')
+            return 0;
+    return 1;
+}
+
 const char *message_body_parse(const char *data, size_t len, message_body *out)
 {
     memset(out, 0, sizeof(*out));
 
-    if (len == 0) {
+    if (is_blank(data, len)) {
         out->document = json_object();
     } else {
         /* JSON_ALLOW_NUL lets "\u0000" through the decoder, so that a NUL in
@@ -53,10 +62,7 @@ void message_body_release(message_body *body)
 const char *conversation_body_check(const char *data, size_t len)
 {
     /* White space alone counts as an empty body. */
-    size_t blank = 0;
-    while (blank < len && (data[blank] == ' ' || data[blank] == '\t' || data[blank] == '\r' || data[blank] == '\n'))
-        blank++;
-    if (blank == len)
+    if (is_blank(data, len))
         return NULL;
 
     /* "\u0000" is valid JSON, and this body is not stored, so it passes. */

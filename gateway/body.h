@@ -21,7 +21,8 @@ typedef struct {
 
 /* Validates a POST /conversations/:id/messages body. Returns NULL and fills
  * `out`, or returns one of the BODY_ERROR_* messages. An empty body counts
- * as an empty object, so it is missing fields rather than invalid JSON.
+ * as an empty object, and so does one of JSON white space alone, so it is
+ * missing fields rather than invalid JSON.
  * Text that is not valid UTF-8 and lone surrogate escapes are invalid JSON,
  * as Jansson's decoder rejects them. */
 const char *message_body_parse(const char *data, size_t len, message_body *out);

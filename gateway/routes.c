@@ -38,7 +38,7 @@ static route_match match_path(const char *path, size_t len)
         match.allow = "GET, HEAD, OPTIONS";
     } else if (path_equals(path, len, CONVERSATIONS_PREFIX)) {
         match.route = ROUTE_CONVERSATIONS;
-        match.allow = "GET, POST, OPTIONS";
+        match.allow = "GET, HEAD, POST, OPTIONS";
         match.needs_org_key = 1;
     } else if (len > prefix_len + 1 && memcmp(path, CONVERSATIONS_PREFIX "/", prefix_len + 1) == 0) {
         const char *id = path + prefix_len + 1;
@@ -49,7 +49,7 @@ static route_match match_path(const char *path, size_t len)
 
         if (!slash) {
             match.route = ROUTE_CONVERSATION;
-            match.allow = "GET, OPTIONS";
+            match.allow = "GET, HEAD, OPTIONS";
             match.id_len = rest;
         } else if (slash > id && path_equals(slash, rest - (size_t)(slash - id), MESSAGES_SUFFIX)) {
             match.route = ROUTE_MESSAGES;
@@ -71,9 +71,9 @@ static int method_allowed(route_id route, http_method method)
     case ROUTE_HEALTH:
         return method == METHOD_GET || method == METHOD_HEAD;
     case ROUTE_CONVERSATIONS:
-        return method == METHOD_GET || method == METHOD_POST;
+        return method == METHOD_GET || method == METHOD_HEAD || method == METHOD_POST;
     case ROUTE_CONVERSATION:
-        return method == METHOD_GET;
+        return method == METHOD_GET || method == METHOD_HEAD;
     case ROUTE_MESSAGES:
         return method == METHOD_POST;
     case ROUTE_NOT_FOUND:

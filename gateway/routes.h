@@ -8,8 +8,8 @@ typedef enum {
     ROUTE_NOT_FOUND,
     ROUTE_ROOT,             /* GET / */
     ROUTE_HEALTH,           /* GET /health */
-    ROUTE_CONVERSATIONS,    /* GET, POST /conversations */
-    ROUTE_CONVERSATION,     /* GET /conversations/:id */
+    ROUTE_CONVERSATIONS,    /* GET, HEAD, POST /conversations */
+    ROUTE_CONVERSATION,     /* GET, HEAD /conversations/:id */
     ROUTE_MESSAGES,         /* POST /conversations/:id/messages */
 } route_id;
 

@@ -311,11 +311,11 @@ Test(body, top_level_non_object_is_invalid)
         assert_rejected_text(bodies[i], BODY_ERROR_INVALID_JSON);
 }
 
-Test(body, whitespace_body_is_invalid)
+Test(body, whitespace_body_is_missing_fields)
 {
-    /* Only a body of zero bytes counts as an empty object. */
-    assert_rejected_text(" ", BODY_ERROR_INVALID_JSON);
-    assert_rejected_text("\r\n", BODY_ERROR_INVALID_JSON);
+    /* White space alone counts as an empty object, like an empty body. */
+    assert_rejected_text(" ", BODY_ERROR_MISSING_FIELDS);
+    assert_rejected_text("\r\n", BODY_ERROR_MISSING_FIELDS);
 }
 
 Test(body, invalid_utf8_is_invalid)

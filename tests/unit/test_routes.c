@@ -104,12 +104,12 @@ Test(routes, health_allows_get_and_head)
 
 Test(routes, conversations_allows_get_and_post)
 {
-    assert_methods("/conversations", ROUTE_CONVERSATIONS, "GET, POST, OPTIONS", 1, 0, 1);
+    assert_methods("/conversations", ROUTE_CONVERSATIONS, "GET, HEAD, POST, OPTIONS", 1, 1, 1);
 }
 
 Test(routes, conversation_allows_get_only)
 {
-    assert_methods("/conversations/c1", ROUTE_CONVERSATION, "GET, OPTIONS", 1, 0, 0);
+    assert_methods("/conversations/c1", ROUTE_CONVERSATION, "GET, HEAD, OPTIONS", 1, 1, 0);
 }
 
 Test(routes, messages_allows_post_only)
