@@ -1,11 +1,11 @@
 /* A bounded cache of org-key lookups: a hash table with chaining and a
  * least-recently-used list for eviction. */
 #include "key_cache.h"
+#include "hv_hash.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 typedef struct entry {
     struct entry *bucket_next;
@@ -24,19 +24,8 @@ struct key_cache {
     size_t size, capacity;
     entry *newest, *oldest;
     int64_t valid_ttl_ms, invalid_ttl_ms;
-    uint64_t seed; /* random, so that nobody can choose keys that collide */
+    uint64_t hash_key[2]; /* random, so that clients cannot choose keys that collide */
 };
-
-/* FNV-1a over the seed and the key. */
-static uint64_t hash_key(uint64_t seed, const char *key, size_t len)
-{
-    uint64_t hash = 14695981039346656037ull ^ seed;
-    for (size_t i = 0; i < len; i++) {
-        hash ^= (unsigned char)key[i];
-        hash *= 1099511628211ull;
-    }
-    return hash ^ (hash >> 29);
-}
 
 key_cache *key_cache_new(size_t capacity, int64_t valid_ttl_ms, int64_t invalid_ttl_ms)
 {
@@ -54,8 +43,11 @@ key_cache *key_cache_new(size_t capacity, int64_t valid_ttl_ms, int64_t invalid_
     }
     cache->valid_ttl_ms = valid_ttl_ms;
     cache->invalid_ttl_ms = invalid_ttl_ms;
-    if (getrandom(&cache->seed, sizeof(cache->seed), 0) != (ssize_t)sizeof(cache->seed))
-        cache->seed = (uint64_t)(uintptr_t)cache;
+    if (hv_hash_random_key(cache->hash_key) != 0) {
+        free(cache->buckets);
+        free(cache);
+        return NULL;
+    }
     return cache;
 }
 
@@ -120,7 +112,7 @@ static void remove_entry(key_cache *cache, entry **slot)
 
 key_lookup key_cache_get(key_cache *cache, const char *key, size_t key_len, int64_t now_ms, char *org)
 {
-    uint64_t hash = hash_key(cache->seed, key, key_len);
+    uint64_t hash = hv_siphash(cache->hash_key, key, key_len);
     entry **slot = find_slot(cache, hash, key, key_len);
     entry *item = *slot;
     if (!item)
@@ -140,7 +132,7 @@ key_lookup key_cache_get(key_cache *cache, const char *key, size_t key_len, int6
 
 void key_cache_put(key_cache *cache, const char *key, size_t key_len, const char *org, int64_t now_ms)
 {
-    uint64_t hash = hash_key(cache->seed, key, key_len);
+    uint64_t hash = hv_siphash(cache->hash_key, key, key_len);
     entry **slot = find_slot(cache, hash, key, key_len);
     if (*slot)
         remove_entry(cache, slot);

@@ -14,7 +14,7 @@ typedef struct key_cache key_cache;
 typedef enum { KEY_MISS, KEY_VALID, KEY_INVALID } key_lookup;
 
 /* Creates a cache of at most `capacity` entries (at least 1). Returns NULL
- * when out of memory. */
+ * when out of memory or when the system random source failed. */
 key_cache *key_cache_new(size_t capacity, int64_t valid_ttl_ms, int64_t invalid_ttl_ms);
 
 void key_cache_destroy(key_cache **cache);

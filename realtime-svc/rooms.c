@@ -4,6 +4,7 @@
  * keeps its members in a doubly linked list in join order, so that joins and
  * leaves take constant time and a delivery walk can survive removals. */
 #include "rooms.h"
+#include "hv_hash.h"
 
 #include "hv_event.h"
 
@@ -12,7 +13,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 /* Bucket count of a new table. Tables double when they hold more entries
  * than buckets and never shrink. */
@@ -73,71 +73,6 @@ struct room_registry {
     room_subscription_cb on_unsubscribe;
     void *data;
 };
-
-/* SipHash-2-4, the keyed hash of Aumasson and Bernstein (2012). */
-
-static uint64_t rotate_left(uint64_t x, unsigned bits)
-{
-    return (x << bits) | (x >> (64 - bits));
-}
-
-static void sip_round(uint64_t v[4])
-{
-    v[0] += v[1];
-    v[1] = rotate_left(v[1], 13);
-    v[1] ^= v[0];
-    v[0] = rotate_left(v[0], 32);
-    v[2] += v[3];
-    v[3] = rotate_left(v[3], 16);
-    v[3] ^= v[2];
-    v[0] += v[3];
-    v[3] = rotate_left(v[3], 21);
-    v[3] ^= v[0];
-    v[2] += v[1];
-    v[1] = rotate_left(v[1], 17);
-    v[1] ^= v[2];
-    v[2] = rotate_left(v[2], 32);
-}
-
-static void sip_absorb(uint64_t v[4], uint64_t word)
-{
-    v[3] ^= word;
-    sip_round(v);
-    sip_round(v);
-    v[0] ^= word;
-}
-
-static uint64_t load_le64(const unsigned char *bytes, size_t len)
-{
-    uint64_t word = 0;
-    for (size_t i = 0; i < len; i++)
-        word |= (uint64_t)bytes[i] << (8 * i);
-    return word;
-}
-
-static uint64_t siphash(const uint64_t key[2], const void *data, size_t len)
-{
-    const unsigned char *bytes = data;
-    uint64_t v[4] = {
-        key[0] ^ UINT64_C(0x736f6d6570736575),
-        key[1] ^ UINT64_C(0x646f72616e646f6d),
-        key[0] ^ UINT64_C(0x6c7967656e657261),
-        key[1] ^ UINT64_C(0x7465646279746573),
-    };
-
-    size_t whole_words = len / 8;
-    for (size_t i = 0; i < whole_words; i++)
-        sip_absorb(v, load_le64(bytes + 8 * i, 8));
-
-    /* The last word carries the remaining bytes and the length modulo 256. */
-    uint64_t last = load_le64(bytes + 8 * whole_words, len % 8) | ((uint64_t)len << 56);
-    sip_absorb(v, last);
-
-    v[2] ^= 0xff;
-    for (int i = 0; i < 4; i++)
-        sip_round(v);
-    return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
 
 /* Chained hash table of intrusive nodes. Lookups walk a bucket themselves,
  * because each table compares a different key. */
@@ -205,7 +140,7 @@ static void table_remove(hash_table *table, hash_node *node)
 static uint64_t member_hash(const room_registry *registry, const void *member)
 {
     uintptr_t address = (uintptr_t)member;
-    return siphash(registry->hash_key, &address, sizeof(address));
+    return hv_siphash(registry->hash_key, &address, sizeof(address));
 }
 
 static membership *find_membership(const room_registry *registry, const void *member)
@@ -234,7 +169,7 @@ static room *lookup_room(const room_registry *registry, const char *org, size_t 
 {
     if (!hv_org_id_is_valid(org, org_len))
         return NULL;
-    return find_room(registry, org, org_len, siphash(registry->hash_key, org, org_len));
+    return find_room(registry, org, org_len, hv_siphash(registry->hash_key, org, org_len));
 }
 
 /* The registry. */
@@ -245,7 +180,7 @@ room_registry *room_registry_new(room_subscription_cb on_subscribe, room_subscri
     if (!registry)
         return NULL;
 
-    if (getrandom(registry->hash_key, sizeof(registry->hash_key), 0) != (ssize_t)sizeof(registry->hash_key))
+    if (hv_hash_random_key(registry->hash_key) != 0)
         goto fail;
     if (table_init(&registry->rooms) != 0)
         goto fail;
@@ -336,7 +271,7 @@ int room_join(room_registry *registry, const char *org, size_t org_len, void *me
     if (!entry)
         return ROOM_ERR_NO_MEMORY;
 
-    uint64_t org_hash = siphash(registry->hash_key, org, org_len);
+    uint64_t org_hash = hv_siphash(registry->hash_key, org, org_len);
     room *target = find_room(registry, org, org_len, org_hash);
     if (!target) {
         int status = open_room(registry, org, org_len, org_hash, &target);
