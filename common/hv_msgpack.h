@@ -9,7 +9,7 @@
 /* Checks, without allocating, that `data` contains exactly one complete
  * msgpack object. msgpack-c reserves memory for every element an array or
  * map header announces before reading them, so a 5-byte frame announcing
- * four billion elements would make it allocate gigabytes; call this first.
+ * four billion elements would make it allocate gigabytes. Call this first.
  * Returns 0, HV_MP_TRUNCATED when the data ends early or announces more
  * elements than it has bytes left, HV_MP_INVALID for a byte that is no
  * msgpack type, or HV_MP_TRAILING when bytes follow the object. */

@@ -27,8 +27,7 @@ static int fill_random(unsigned char *buffer, size_t len)
     return 0;
 }
 
-/* Picks the (millisecond, counter) pair after the last one handed out. When
- * the clock stands still or steps back, the previous millisecond is reused
+/* Picks the (millisecond, counter) pair after the last one handed out. When the clock does not advance or steps back, the previous millisecond is reused
  * with the next counter; a counter overflow borrows the next millisecond. */
 static void next_timestamp(int64_t now_ms, uint16_t random_start, int64_t *ms, uint16_t *counter)
 {

@@ -1,7 +1,7 @@
 /* The widget's HTTP API. Each request gets an `exchange` from its own
- * memory pool; h2o frees it with the request, and its dispose callback
- * cancels a store call still in flight, so a reply that arrives after the
- * client hung up finds nothing to write to. */
+ * memory pool, which h2o frees with the request. The exchange's dispose
+ * callback cancels a store call still in flight, so a reply that arrives
+ * after the client hung up finds nothing to write to. */
 #include "http.h"
 #include "body.h"
 #include "hv_envelope.h"

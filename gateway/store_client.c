@@ -160,7 +160,7 @@ static void drain(store_client *client)
         int count;
         if (hv_zmq_recv_parts(client->dealer, parts, &count, ZMQ_DONTWAIT) != 0)
             continue;
-        /* The reply is the last frame; a DEALER sees no routing frames. */
+        /* The reply is the last frame, because a DEALER receives no routing frames. */
         handle_reply(client, zmq_msg_data(&parts[count - 1]), zmq_msg_size(&parts[count - 1]));
         hv_zmq_close_parts(parts, count);
     }
@@ -192,9 +192,9 @@ store_client *store_client_new(h2o_loop_t *loop, void *zmq_context, const char *
     client->endpoint = endpoint;
     client->dealer = hv_zmq_socket(zmq_context, ZMQ_DEALER, 0);
 
-    /* With ZMQ_IMMEDIATE a request is only queued to a connected store, so
-     * that a request is never delivered and run after its caller has given
-     * up; try_send retries while no store is connected. */
+    /* With ZMQ_IMMEDIATE a request is only queued to a connected store, so a
+     * request is never delivered and run after its caller has given up.
+     * try_send retries while no store is connected. */
     int immediate = 1;
     int fd = -1;
     size_t fd_size = sizeof(fd);

@@ -1,5 +1,4 @@
-/* helvino-ceiling: a bare h2o server that answers every request with the
- * same small JSON body. Benchmarks run it beside helvino-gateway to measure,
+/* helvino-ceiling: a bare h2o server that replies to every request with the same small JSON body. Benchmarks run it beside helvino-gateway to measure,
  * on the same machine and in the same run, what h2o alone can do: the
  * ceiling that the gateway's figures are compared against. */
 #include "hv_config.h"

@@ -2119,8 +2119,7 @@ Test(hangup, close_during_slow_store_is_harmless)
     wait_for_lock_waiter(NULL, NULL);
     close(fd);
 
-    /* The store finishes the request after the client has gone, so the
-     * gateway has nobody to send the reply to. */
+    /* The store finishes the request after the client has gone, so the gateway has no client to send the reply to. */
     release_row_lock();
     wait_for_message_count_in_store(org_a, conversation_id, 1);
 
