@@ -1,8 +1,8 @@
 /* A bounded cache of org-key lookups, so that the hot path needs no extra
  * round trip to the store. Valid keys are kept for one time-to-live and
  * unknown keys for a shorter one. */
-#ifndef GATEWAY_KEY_CACHE_H
-#define GATEWAY_KEY_CACHE_H
+#ifndef HV_LOOP_KEY_CACHE_H
+#define HV_LOOP_KEY_CACHE_H
 
 #include "hv_event.h"
 

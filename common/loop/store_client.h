@@ -1,8 +1,8 @@
 /* A non-blocking client of helvino-store on h2o's event loop: requests go
  * out on one DEALER socket and replies are matched back by request id, in
  * any order. */
-#ifndef GATEWAY_STORE_CLIENT_H
-#define GATEWAY_STORE_CLIENT_H
+#ifndef HV_LOOP_STORE_CLIENT_H
+#define HV_LOOP_STORE_CLIENT_H
 
 #include <h2o.h>
 #include <msgpack.h>
