@@ -148,7 +148,7 @@ static int open_sockets(store *self)
     self->context = zmq_ctx_new();
     /* Replies and events still queued at close get a second to leave. */
     self->router = hv_zmq_socket(self->context, ZMQ_ROUTER, 1000);
-    self->publisher = hv_zmq_socket(self->context, ZMQ_PUB, 1000);
+    self->publisher = hv_zmq_socket(self->context, ZMQ_XPUB, 1000);
     if (!self->router || !self->publisher)
         return -1;
 
@@ -156,6 +156,10 @@ static int open_sockets(store *self)
      * itself; between the two the request is read and gets a 413 reply. */
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &hard_limit, sizeof(hard_limit));
     zmq_setsockopt(self->publisher, ZMQ_SNDHWM, &high_water_mark, sizeof(high_water_mark));
+    /* Every subscription is passed up, repeated ones included, so that each
+     * subscriber gets its own echo (see echo_subscriptions). */
+    int verbose = 1;
+    zmq_setsockopt(self->publisher, ZMQ_XPUB_VERBOSE, &verbose, sizeof(verbose));
 
     if (zmq_bind(self->router, config.store_endpoint) != 0) {
         HV_ERROR("binding the request socket failed", HV_STR("endpoint", config.store_endpoint),
@@ -168,6 +172,30 @@ static int open_sockets(store *self)
         return -1;
     }
     return 0;
+}
+
+/* Answers each new subscription with a message on exactly the subscribed
+ * prefix and an empty body. The XPUB socket has applied the subscription
+ * before passing it up, so a subscriber that sees its echo knows that every
+ * event published from then on reaches it: that is how helvino-realtime
+ * makes sure a client misses nothing after its CONNECT reply. */
+static void echo_subscriptions(store *self)
+{
+    for (;;) {
+        zmq_msg_t request;
+        zmq_msg_init(&request);
+        if (zmq_msg_recv(&request, self->publisher, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&request);
+            return;
+        }
+        const char *data = zmq_msg_data(&request);
+        size_t size = zmq_msg_size(&request);
+        /* 1 then the prefix subscribes; 0 then the prefix unsubscribes. */
+        if (size >= 1 && data[0] == 1 &&
+            (zmq_send(self->publisher, data + 1, size - 1, ZMQ_SNDMORE) < 0 || zmq_send(self->publisher, "", 0, 0) < 0))
+            HV_WARN("echoing a subscription failed", HV_STR("err", zmq_strerror(errno)));
+        zmq_msg_close(&request);
+    }
 }
 
 /* Sends a job's reply to the peer it came from, and publishes its event
@@ -294,15 +322,16 @@ static bool idle(const store *self)
 static void run_loop(store *self)
 {
     int workers = worker_pool_size(self->pool);
-    zmq_pollitem_t *items = calloc((size_t)workers + 2, sizeof(*items));
+    zmq_pollitem_t *items = calloc((size_t)workers + 3, sizeof(*items));
     items[0] = (zmq_pollitem_t){.fd = self->signal_fd, .events = ZMQ_POLLIN};
     items[1] = (zmq_pollitem_t){.socket = self->router, .events = ZMQ_POLLIN};
+    items[2] = (zmq_pollitem_t){.socket = self->publisher, .events = ZMQ_POLLIN};
     for (int i = 0; i < workers; i++)
-        items[i + 2] = (zmq_pollitem_t){.socket = worker_pool_socket(self->pool, i), .events = ZMQ_POLLIN};
+        items[i + 3] = (zmq_pollitem_t){.socket = worker_pool_socket(self->pool, i), .events = ZMQ_POLLIN};
 
     while (!(self->stopping && (idle(self) || hv_time_monotonic_ms() >= self->stop_deadline_ms))) {
         long timeout_ms = self->stopping ? 100 : -1;
-        if (zmq_poll(items, workers + 2, timeout_ms) < 0) {
+        if (zmq_poll(items, workers + 3, timeout_ms) < 0) {
             if (errno == EINTR)
                 continue;
             HV_ERROR("polling failed", HV_STR("err", zmq_strerror(errno)));
@@ -312,8 +341,11 @@ static void run_loop(store *self)
         if ((items[0].revents & ZMQ_POLLIN) && signal_arrived(self->signal_fd) && !self->stopping)
             begin_shutdown(self);
 
+        if (items[2].revents & ZMQ_POLLIN)
+            echo_subscriptions(self);
+
         for (int i = 0; i < workers; i++) {
-            if (!(items[i + 2].revents & ZMQ_POLLIN))
+            if (!(items[i + 3].revents & ZMQ_POLLIN))
                 continue;
             job *done;
             while ((done = worker_pool_collect(self->pool, i)))

@@ -139,7 +139,9 @@ int main(int argc, char **argv)
         if (zmsg_size(message) == 2) {
             zframe_t *topic = zmsg_first(message);
             zframe_t *body = zmsg_next(message);
-            if (options.raw) {
+            if (zframe_size(body) == 0) {
+                /* The store's echo of our subscription, not an event. */
+            } else if (options.raw) {
                 print_raw(topic, body);
                 printed++;
             } else if (print_decoded(topic, body)) {

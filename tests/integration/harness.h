@@ -74,10 +74,9 @@ typedef struct {
     void *socket;
 } event_listener;
 
-/* Subscribes to `org`'s events and waits until the subscription is live:
- * it creates conversations in `org` until their conversation:new event
- * arrives (ZeroMQ applies a subscription asynchronously, so the first
- * events after connecting could be missed otherwise), then drains. */
+/* Subscribes to `org`'s events and waits until the subscription is live,
+ * which the store tells by echoing it: events published from then on all
+ * arrive. */
 void listener_open(event_listener *listener, store_fixture *store, const char *org);
 
 void listener_close(event_listener *listener);
