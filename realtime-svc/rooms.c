@@ -59,6 +59,7 @@ struct room {
     /* Set when the room emptied during a walk. Such a room has left the table
      * and is freed when its last walk ends. */
     bool detached;
+    bool live; /* the subscription has reached the publisher; see room_set_live */
     size_t org_len;
     char org[HV_ORG_ID_MAX + 1];
     char prefix[HV_TOPIC_SIZE];
@@ -346,6 +347,19 @@ size_t room_member_count(const room_registry *registry, const char *org, size_t 
 {
     const room *target = lookup_room(registry, org, org_len);
     return target ? target->member_count : 0;
+}
+
+void room_set_live(room_registry *registry, const char *org, size_t org_len)
+{
+    room *entry = lookup_room(registry, org, org_len);
+    if (entry)
+        entry->live = true;
+}
+
+bool room_is_live(const room_registry *registry, const char *org, size_t org_len)
+{
+    const room *entry = lookup_room(registry, org, org_len);
+    return entry && entry->live;
 }
 
 size_t room_count(const room_registry *registry)

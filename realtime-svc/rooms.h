@@ -7,6 +7,7 @@
 #ifndef ROOMS_H
 #define ROOMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct room_registry room_registry;
@@ -59,6 +60,15 @@ void room_leave(room_registry *registry, void *member);
 /* Returns the number of members in the room of `org`, 0 when the org has no
  * room or the org id is invalid. */
 size_t room_member_count(const room_registry *registry, const char *org, size_t org_len);
+
+/* Marks the room of `org` live: its subscription is known to have reached
+ * the publisher, so members miss none of the org's events from now on. A
+ * room starts not live, and a room that empties and is opened again starts
+ * over. Does nothing when the org has no room. */
+void room_set_live(room_registry *registry, const char *org, size_t org_len);
+
+/* Returns whether the room of `org` exists and is live. */
+bool room_is_live(const room_registry *registry, const char *org, size_t org_len);
 
 /* Returns the number of non-empty rooms. */
 size_t room_count(const room_registry *registry);

@@ -314,6 +314,31 @@ Test(rooms, rejoin_after_empty_room_resubscribes)
     cr_assert(eq(sz, member_count("org_1"), 1));
 }
 
+Test(rooms, room_is_live_only_after_marked_until_it_empties)
+{
+    int first, second;
+    cr_assert(eq(int, join("org_1", &first), 0));
+    cr_assert(not(room_is_live(registry, "org_1", 5)));
+
+    room_set_live(registry, "org_1", 5);
+    cr_assert(room_is_live(registry, "org_1", 5));
+    cr_assert(eq(int, join("org_1", &second), 0));
+    cr_assert(room_is_live(registry, "org_1", 5), "a second member does not reset the room");
+    cr_assert(not(room_is_live(registry, "org_10", 6)));
+
+    room_leave(registry, &first);
+    room_leave(registry, &second);
+    cr_assert(eq(int, join("org_1", &first), 0));
+    cr_assert(not(room_is_live(registry, "org_1", 5)), "a reopened room waits for its new subscription");
+}
+
+Test(rooms, marking_an_org_without_room_does_nothing)
+{
+    room_set_live(registry, "org_1", 5);
+    cr_assert(not(room_is_live(registry, "org_1", 5)));
+    cr_assert(eq(sz, room_count(registry), 0));
+}
+
 Test(rooms, join_rejects_invalid_org_ids)
 {
     char too_long[66];

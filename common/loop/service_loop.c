@@ -1,0 +1,55 @@
+#include "service_loop.h"
+
+#include "hv_service.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int service_listen(const char *address, char *error, size_t error_size)
+{
+    char host[256];
+    const char *colon = strrchr(address, ':');
+    if (!colon || colon == address || !colon[1] || (size_t)(colon - address) >= sizeof(host)) {
+        snprintf(error, error_size, "invalid listen address \"%s\": expected HOST:PORT", address);
+        return -1;
+    }
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - address), address);
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *found = NULL;
+    int status = getaddrinfo(host, colon + 1, &hints, &found);
+    if (status != 0) {
+        snprintf(error, error_size, "invalid listen address \"%s\": %s", address, gai_strerror(status));
+        return -1;
+    }
+
+    int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int reuse = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse)) != 0 ||
+        bind(fd, found->ai_addr, found->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        snprintf(error, error_size, "cannot listen on %s: %s", address, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(found);
+    return fd;
+}
+
+h2o_socket_t *service_watch_signals(h2o_loop_t *loop, h2o_socket_cb callback)
+{
+    int fd = hv_service_signal_fd();
+    if (fd < 0)
+        return NULL;
+    h2o_socket_t *sock = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(sock, callback);
+    return sock;
+}

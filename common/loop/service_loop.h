@@ -1,0 +1,18 @@
+/* Start-up steps that the two h2o services share: the listening socket
+ * and signals delivered to the event loop. */
+#ifndef HV_LOOP_SERVICE_LOOP_H
+#define HV_LOOP_SERVICE_LOOP_H
+
+#include <h2o.h>
+#include <stddef.h>
+
+/* Opens a non-blocking listening socket on "HOST:PORT" ("[::1]:4000" for
+ * IPv6). Returns the descriptor, or -1 with a message in `error`. */
+int service_listen(const char *address, char *error, size_t error_size);
+
+/* Blocks SIGINT and SIGTERM (see hv_service_signal_fd) and has `callback`
+ * read them from the loop. Returns the socket to close at exit, or NULL
+ * with errno set. */
+h2o_socket_t *service_watch_signals(h2o_loop_t *loop, h2o_socket_cb callback);
+
+#endif
