@@ -1795,7 +1795,9 @@ static void post_range(bench *self, long first, long last)
         int64_t due_ns = start_ns + (seq - first) * config.interval_ms * NS_PER_MS;
         for (int64_t now_ns = monotonic_ns(); (now_ns < due_ns || self->http.pending_seq != -1) && !stop_requested;
              now_ns = monotonic_ns()) {
-            int64_t wait_ms = now_ns < due_ns ? (due_ns - now_ns) / NS_PER_MS : 1;
+            /* Rounded up, so that the loop sleeps instead of spinning in
+             * the last millisecond before the post is due. */
+            int64_t wait_ms = now_ns < due_ns ? (due_ns - now_ns + NS_PER_MS - 1) / NS_PER_MS : 1;
             loop_once(self, (int)(wait_ms < 10 ? wait_ms : 10));
             expire_post(self, monotonic_ns());
         }
