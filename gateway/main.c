@@ -1,7 +1,9 @@
 /* helvino-gateway: the HTTP API that the chat widget and the dashboard call.
  * It authenticates the x-org-key header and forwards each request to
- * helvino-store over ZeroMQ, on one h2o event loop thread. */
+ * helvino-store over ZeroMQ, on one h2o event loop thread. It also forwards
+ * /socket.io/ to helvino-realtime, so the widget needs one base URL. */
 #include "http.h"
+#include "realtime_proxy.h"
 #include "hv_config.h"
 #include "hv_log.h"
 #include "hv_service.h"
@@ -27,6 +29,7 @@ static struct {
     long store_timeout_ms;
     long max_body_bytes;
     const char *cors_origins;
+    const char *realtime_url;
     long key_cache_size;
     long key_cache_ttl_ms;
     long key_cache_negative_ttl_ms;
@@ -47,6 +50,9 @@ static hv_setting settings[] = {
      &config.max_body_bytes, 1, 16L * 1024 * 1024, HV_SHOW_PLAIN},
     {"cors-origins", "HELVINO_CORS_ORIGINS", HV_SETTING_STRING, "*",
      "Origins allowed to call the API from a browser: * or a comma-separated list.", &config.cors_origins, 0, 0,
+     HV_SHOW_PLAIN},
+    {"realtime-url", "HELVINO_REALTIME_URL", HV_SETTING_STRING, "http://127.0.0.1:4001",
+     "Base URL of helvino-realtime (http://HOST:PORT), where requests under /socket.io/ are forwarded.", &config.realtime_url, 0, 0,
      HV_SHOW_PLAIN},
     {"key-cache-size", "HELVINO_KEY_CACHE_SIZE", HV_SETTING_INT, "10000", "Org keys remembered at most.",
      &config.key_cache_size, 1, 10000000, HV_SHOW_PLAIN},
@@ -71,6 +77,7 @@ static h2o_globalconf_t globalconf;
 static h2o_context_t context;
 static h2o_accept_ctx_t accept_context;
 static gateway api;
+static realtime_proxy realtime;
 static h2o_socket_t *listener;
 static volatile bool stopping;
 
@@ -129,7 +136,7 @@ static void on_signal(h2o_socket_t *sock, const char *err)
         if (stopping)
             continue;
         HV_INFO("shutdown requested; finishing requests in flight", HV_STR("signal", strsignal((int)info.ssi_signo)),
-                HV_INT("in_flight", api.exchanges));
+                HV_INT("in_flight", api.exchanges), HV_INT("realtime_in_flight", realtime.sends_in_flight));
         stopping = true;
         /* Stop accepting: close the listener so the port frees at once. */
         h2o_socket_read_stop(listener);
@@ -151,12 +158,19 @@ static h2o_socket_t *watch_signals(h2o_loop_t *loop)
 int main(int argc, char **argv)
 {
     hv_service_configure(settings, SETTING_COUNT, argc, argv, "helvino-gateway", "gateway", &config.log_level);
+    char error[512];
+    if (realtime_proxy_parse_url(&realtime, config.realtime_url, error, sizeof(error)) != 0) {
+        fprintf(stderr, "helvino-gateway: %s\n", error);
+        return 2;
+    }
+    realtime.access_log = config.access_log;
     hv_service_log_start(settings, SETTING_COUNT, "helvino-gateway", HV_VERSION);
 
     h2o_config_init(&globalconf);
     /* Bodies up to 16 times the limit are read and get the JSON 413 of the contract; h2o itself rejects larger ones with its own. */
     globalconf.max_request_entity_size = (size_t)config.max_body_bytes * 16;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    realtime_proxy_register(hostconf, &realtime);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     http_register(pathconf, &api);
 
@@ -165,7 +179,6 @@ int main(int argc, char **argv)
     accept_context.ctx = &context;
     accept_context.hosts = globalconf.hosts;
 
-    char error[512];
     void *zmq_context = zmq_ctx_new();
     api.store = store_client_new(loop, zmq_context, config.store_endpoint, (uint64_t)config.store_timeout_ms, error,
                                  sizeof(error));
@@ -192,14 +205,18 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    HV_INFO("gateway ready", HV_STR("listen", config.listen), HV_STR("store", config.store_endpoint));
+    HV_INFO("gateway ready", HV_STR("listen", config.listen), HV_STR("store", config.store_endpoint),
+            HV_STR("realtime", config.realtime_url));
 
+    /* The exit closes open WebSockets and long-polling GETs instead of
+     * waiting for them, and Socket.IO clients reconnect by themselves. */
     int64_t deadline = 0;
-    while (!stopping || api.exchanges > 0) {
+    while (!stopping || api.exchanges > 0 || realtime.sends_in_flight > 0) {
         if (stopping && !deadline)
             deadline = hv_time_monotonic_ms() + config.shutdown_timeout_ms;
         if (deadline && hv_time_monotonic_ms() >= deadline) {
-            HV_WARN("shutdown timeout reached; abandoning requests", HV_INT("in_flight", api.exchanges));
+            HV_WARN("shutdown timeout reached; abandoning requests", HV_INT("in_flight", api.exchanges),
+                    HV_INT("realtime_in_flight", realtime.sends_in_flight));
             break;
         }
         h2o_evloop_run(loop, stopping ? 100 : INT32_MAX);
