@@ -170,12 +170,26 @@ int engine_random_id(char out[ENGINE_ID_SIZE])
 
 /* --- HTTP answers -------------------------------------------------------- */
 
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 413:
+        return "Payload Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Bad Request";
+    }
+}
+
 static void respond(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
 {
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : status == 204 ? "No Content" : status == 413 ? "Payload Too Large"
-                                         : status == 503 ? "Service Unavailable"
-                                                         : "Bad Request";
+    req->res.reason = reason_phrase(status);
     if (content_type)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     /* With the length known, h2o keeps the connection alive. */
@@ -494,9 +508,9 @@ static void close_gracefully(engine_session *session, const char *reason, uint16
     h2o_timeout_link(server->loop, &server->linger_timeout, &session->linger);
 }
 
-void engine_close(engine_session *session, const char *reason)
+void engine_close(engine_session *session, const char *reason, uint16_t code)
 {
-    close_gracefully(session, reason, CLOSE_NORMAL);
+    close_gracefully(session, reason, code);
 }
 
 /* --- Packets from the client --------------------------------------------- */

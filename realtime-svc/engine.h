@@ -8,6 +8,7 @@
 #include <h2o.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Size of a session id with its NUL: 20 base64url characters. */
 #define ENGINE_ID_SIZE 21
@@ -62,8 +63,15 @@ size_t engine_session_count(const engine *server);
  * case it is being closed. */
 int engine_send(engine_session *session, const char *packet, size_t len);
 
-/* Sends what is queued, then closes the session. */
-void engine_close(engine_session *session, const char *reason);
+/* WebSocket close codes (RFC 6455, section 7.4.1) for engine_close. */
+enum {
+    ENGINE_CLOSE_NORMAL = 1000,
+    ENGINE_CLOSE_POLICY_VIOLATION = 1008, /* a message the layer above cannot accept */
+};
+
+/* Sends what is queued, then closes the session: a WebSocket gets a close
+ * frame with `code`, a polling client a close packet. */
+void engine_close(engine_session *session, const char *reason, uint16_t code);
 
 void engine_session_set_data(engine_session *session, void *data);
 void *engine_session_data(const engine_session *session);

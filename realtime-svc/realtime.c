@@ -73,7 +73,7 @@ static void refuse(client *target, const char *message)
     eio_buffer_release(&packet);
     HV_INFO("connection refused", HV_STR("sid", engine_session_id(target->session)), HV_STR("reason", message));
     target->state = CLIENT_REFUSED;
-    engine_close(target->session, message);
+    engine_close(target->session, message, ENGINE_CLOSE_NORMAL);
 }
 
 static void confirm(client *target)
@@ -283,7 +283,7 @@ static void on_open(engine_session *session, void *data)
     realtime *service = data;
     client *target = calloc(1, sizeof(*target));
     if (!target) {
-        engine_close(session, "out of memory");
+        engine_close(session, "out of memory", ENGINE_CLOSE_NORMAL);
         return;
     }
     target->service = service;
@@ -303,7 +303,7 @@ static void on_message(engine_session *session, const char *text, size_t len, vo
     if (status != 0) {
         HV_DEBUG("bad Socket.IO packet; closing", HV_STR("sid", engine_session_id(session)),
                  HV_STR("err", sio_error_message(status)));
-        engine_close(session, sio_error_message(status));
+        engine_close(session, sio_error_message(status), ENGINE_CLOSE_POLICY_VIOLATION);
         return;
     }
     switch (packet.type) {
@@ -312,7 +312,7 @@ static void on_message(engine_session *session, const char *text, size_t len, vo
         break;
     case SIO_DISCONNECT:
         if (packet.namespace_len == 1)
-            engine_close(session, "client disconnected");
+            engine_close(session, "client disconnected", ENGINE_CLOSE_NORMAL);
         break;
     case SIO_EVENT:
     case SIO_ACK:
@@ -320,7 +320,7 @@ static void on_message(engine_session *session, const char *text, size_t len, vo
         break;
     default:
         HV_DEBUG("unexpected Socket.IO packet; closing", HV_STR("sid", engine_session_id(session)), HV_INT("type", packet.type));
-        engine_close(session, "unexpected packet type");
+        engine_close(session, "unexpected packet type", ENGINE_CLOSE_POLICY_VIOLATION);
         break;
     }
     sio_packet_release(&packet);
