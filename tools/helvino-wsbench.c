@@ -1860,11 +1860,13 @@ static int report_latency(bench *self, double client_cpu_s)
 {
     long first = config.warmup_messages, last = self->total_messages;
     latency_list deliveries = {malloc(((size_t)(last - first) * (size_t)self->receivers + 1) * sizeof(int64_t)), 0};
+    latency_list first_arrivals = {malloc(((size_t)(last - first) + 1) * sizeof(int64_t)), 0};
     latency_list last_arrivals = {malloc(((size_t)(last - first) + 1) * sizeof(int64_t)), 0};
     latency_list posts = {malloc(((size_t)(last - first) + 1) * sizeof(int64_t)), 0};
-    if (!deliveries.values_ns || !last_arrivals.values_ns || !posts.values_ns) {
+    if (!deliveries.values_ns || !first_arrivals.values_ns || !last_arrivals.values_ns || !posts.values_ns) {
         fprintf(stderr, "helvino-wsbench: out of memory for the report\n");
         free(deliveries.values_ns);
+        free(first_arrivals.values_ns);
         free(last_arrivals.values_ns);
         free(posts.values_ns);
         return EXIT_HAD_ERRORS;
@@ -1877,21 +1879,26 @@ static int report_latency(bench *self, double client_cpu_s)
             continue;
         posted++;
         expected += (uint64_t)self->expected[seq];
-        int64_t latest_ns = 0;
+        int64_t earliest_ns = INT64_MAX, latest_ns = 0;
         for (long receiver = 0; receiver < self->receivers; receiver++) {
             int64_t arrived_ns = self->arrivals[(size_t)seq * (size_t)self->receivers + (size_t)receiver];
             if (arrived_ns == 0)
                 continue;
             deliveries.values_ns[deliveries.count++] = arrived_ns - self->sent_ns[seq];
+            if (arrived_ns < earliest_ns)
+                earliest_ns = arrived_ns;
             if (arrived_ns > latest_ns)
                 latest_ns = arrived_ns;
         }
+        if (latest_ns != 0)
+            first_arrivals.values_ns[first_arrivals.count++] = earliest_ns - self->sent_ns[seq];
         if (self->delivered[seq] >= self->expected[seq] && latest_ns != 0)
             last_arrivals.values_ns[last_arrivals.count++] = latest_ns - self->sent_ns[seq];
         if (self->post_ns[seq] != 0)
             posts.values_ns[posts.count++] = self->post_ns[seq];
     }
     latency_sort(&deliveries);
+    latency_sort(&first_arrivals);
     latency_sort(&last_arrivals);
     latency_sort(&posts);
     uint64_t missing = missing_deliveries(self, first, last);
@@ -1910,6 +1917,7 @@ static int report_latency(bench *self, double client_cpu_s)
     json_object_set_new(result, "missing", json_integer((json_int_t)missing));
     json_object_set_new(result, "duplicates", json_integer((json_int_t)self->duplicates));
     json_object_set_new(result, "latency_ms", latency_json(&deliveries));
+    json_object_set_new(result, "first_receiver_ms", latency_json(&first_arrivals));
     json_object_set_new(result, "last_receiver_ms", latency_json(&last_arrivals));
     json_object_set_new(result, "post_response_ms", latency_json(&posts));
     json_object_set_new(result, "post_failed", json_integer((json_int_t)self->post_failures.total));
@@ -1937,6 +1945,7 @@ static int report_latency(bench *self, double client_cpu_s)
             " duplicates\n",
             expected, deliveries.count, missing, config.wait_ms, self->duplicates);
     latency_print("POST to event, every delivery", &deliveries);
+    latency_print("POST to event at the first receiver", &first_arrivals);
     latency_print("POST to event at the last receiver", &last_arrivals);
     latency_print("POST to 201 response", &posts);
     if (warmup_missing > 0)
@@ -1948,6 +1957,7 @@ static int report_latency(bench *self, double client_cpu_s)
     fprintf(stderr, "  client CPU time: %.2f s\n", client_cpu_s);
 
     free(deliveries.values_ns);
+    free(first_arrivals.values_ns);
     free(last_arrivals.values_ns);
     free(posts.values_ns);
     bool failed = missing > 0 || warmup_missing > 0 || self->post_failures.total > 0 || self->drops.total > 0 ||
