@@ -225,6 +225,17 @@ static void flush_get(engine_session *session)
     session->outgoing.len = 0;
 }
 
+/* Ends the held GET with a noop, leaving the queue for the WebSocket. */
+static void end_get(engine_session *session)
+{
+    held_get *get = session->get;
+    if (!get)
+        return;
+    session->get = NULL;
+    get->session = NULL;
+    respond_payload(session->server, get->req, "6", 1);
+}
+
 static void on_held_get_disposed(void *data)
 {
     held_get *get = data;
@@ -340,14 +351,25 @@ static void on_linger_over(h2o_timeout_entry_t *entry)
     finish(session, session->close_reason);
 }
 
+/* Gives up on the upgrade in progress. A close that was waiting for the
+ * upgrade to carry its last packets ends the session instead. */
+static void drop_probe(engine_session *session, uint16_t code)
+{
+    close_conn(session, session->probe, code);
+    session->probe = NULL;
+    session->probed = false;
+    if (h2o_timeout_is_linked(&session->upgrade_timer))
+        h2o_timeout_unlink(&session->upgrade_timer);
+    if (session->state == SESSION_CLOSING)
+        finish(session, session->close_reason);
+}
+
 static void on_upgrade_timeout(h2o_timeout_entry_t *entry)
 {
     engine_session *session = H2O_STRUCT_FROM_MEMBER(engine_session, upgrade_timer, entry);
     if (session->probe) {
         HV_DEBUG("upgrade not completed in time", HV_STR("sid", session->id));
-        close_conn(session, session->probe, CLOSE_PROTOCOL_ERROR);
-        session->probe = NULL;
-        session->probed = false;
+        drop_probe(session, CLOSE_PROTOCOL_ERROR);
     }
 }
 
@@ -429,10 +451,14 @@ static void finish(engine_session *session, const char *reason)
     server->count--;
 
     if (session->get) {
-        /* A poll still open learns that the session is over. */
-        session->outgoing.len = 0;
-        if (eio_encode_close(&session->outgoing) == 0)
-            flush_get(session);
+        /* A poll still open takes what is queued and learns that the
+         * session is over. */
+        if (eio_payload_append(&session->outgoing, "1", 1) != 0) {
+            session->outgoing.len = 0;
+            if (eio_buffer_append(&session->outgoing, "1", 1) != 0)
+                HV_WARN("out of memory; ending a poll with nothing", HV_STR("sid", session->id));
+        }
+        flush_get(session);
     }
     if (session->probe)
         close_conn(session, session->probe, CLOSE_NORMAL);
@@ -477,10 +503,17 @@ static void close_gracefully(engine_session *session, const char *reason, uint16
         return;
     engine *server = session->server;
     session->close_reason = reason;
-    if (session->probe) {
-        close_conn(session, session->probe, code);
-        session->probe = NULL;
+    if (session->probe && session->probed) {
+        /* The client has paused polling for the upgrade, so what is queued
+         * can only reach it over the new WebSocket: complete_upgrade moves
+         * it there and then closes. */
+        session->state = SESSION_CLOSING;
+        session->close_code = code;
+        h2o_timeout_link(server->loop, &server->linger_timeout, &session->linger);
+        return;
     }
+    if (session->probe)
+        drop_probe(session, code);
 
     if (session->transport == TRANSPORT_WEBSOCKET && session->ws) {
         session->state = SESSION_CLOSING;
@@ -546,10 +579,7 @@ static void complete_upgrade(engine_session *session)
     if (h2o_timeout_is_linked(&session->upgrade_timer))
         h2o_timeout_unlink(&session->upgrade_timer);
     /* The GET the noop ended may have been followed by another. */
-    if (session->get) {
-        session->outgoing.len = 0;
-        flush_get(session);
-    }
+    end_get(session);
     /* Packets queued for polling go over the WebSocket now, in order. Our
      * packets are JSON, which escapes the separator, so it splits them. */
     const char *data = session->outgoing.data;
@@ -570,6 +600,8 @@ static void complete_upgrade(engine_session *session)
     session->ws = conn;
     session->transport = TRANSPORT_WEBSOCKET;
     HV_DEBUG("session upgraded to WebSocket", HV_STR("sid", session->id));
+    if (session->state == SESSION_CLOSING)
+        close_ws_when_drained(session);
 }
 
 static void on_probe_packet(engine_session *session, const eio_packet *packet)
@@ -593,9 +625,7 @@ static void on_probe_packet(engine_session *session, const eio_packet *packet)
         return;
     }
     HV_DEBUG("unexpected packet during the upgrade", HV_STR("sid", session->id), HV_INT("type", packet->type));
-    close_conn(session, conn, CLOSE_PROTOCOL_ERROR);
-    session->probe = NULL;
-    session->probed = false;
+    drop_probe(session, CLOSE_PROTOCOL_ERROR);
 }
 
 static void on_ws_text(engine_session *session, h2o_websocket_conn_t *conn, const char *data, size_t len)
@@ -605,12 +635,10 @@ static void on_ws_text(engine_session *session, h2o_websocket_conn_t *conn, cons
     if (status != 0) {
         HV_DEBUG("bad packet on a WebSocket", HV_STR("sid", session->id), HV_STR("err", eio_error_message(status)));
         uint16_t code = status == EIO_ERR_INVALID_UTF8 ? CLOSE_INVALID_DATA : CLOSE_PROTOCOL_ERROR;
-        if (conn == session->probe) {
-            close_conn(session, conn, code);
-            session->probe = NULL;
-        } else {
+        if (conn == session->probe)
+            drop_probe(session, code);
+        else
             close_gracefully(session, eio_error_message(status), code);
-        }
         return;
     }
     if (conn == session->probe) {
@@ -636,13 +664,17 @@ static void on_ws_event(h2o_websocket_conn_t *conn, const struct wslay_event_on_
         if (conn == session->probe) {
             session->probe = NULL;
             session->probed = false;
+            /* A close was waiting for this upgrade, which will not come. */
+            if (session->state == SESSION_CLOSING)
+                finish(session, session->close_reason);
         } else if (conn == session->ws) {
             session->ws = NULL;
             finish(session, session->state == SESSION_CLOSING ? session->close_reason : "transport closed");
         }
         return;
     }
-    if (!session || session->state != SESSION_OPEN)
+    /* A closing session still takes its probe's upgrade packet. */
+    if (!session || session->state == SESSION_CLOSED || (session->state == SESSION_CLOSING && conn != session->probe))
         return;
 
     switch (arg->opcode) {
@@ -654,12 +686,10 @@ static void on_ws_event(h2o_websocket_conn_t *conn, const struct wslay_event_on_
     case WSLAY_BINARY_FRAME:
         HV_DEBUG("binary WebSocket message refused", HV_STR("sid", session->id));
         session->dispatching = conn;
-        if (conn == session->probe) {
-            close_conn(session, conn, CLOSE_UNSUPPORTED_DATA);
-            session->probe = NULL;
-        } else {
+        if (conn == session->probe)
+            drop_probe(session, CLOSE_UNSUPPORTED_DATA);
+        else
             close_gracefully(session, "binary message", CLOSE_UNSUPPORTED_DATA);
-        }
         session->dispatching = NULL;
         return;
     default:
