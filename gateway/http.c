@@ -4,6 +4,7 @@
  * after the client hung up finds nothing to write to. */
 #include "http.h"
 #include "body.h"
+#include "cors.h"
 #include "hv_envelope.h"
 #include "hv_json.h"
 #include "hv_log.h"
@@ -74,32 +75,6 @@ h2o_iovec_t http_error_json(h2o_mem_pool_t *pool, const char *message)
     return dump_json(pool, json_pack("{s:s}", "error", message));
 }
 
-/* Returns the origin to allow for this request, or NULL for none. */
-static const char *allowed_origin(exchange *ex, size_t *len)
-{
-    const char *origins = ex->gw->cors_origins;
-    if (strcmp(origins, "*") == 0) {
-        *len = 1;
-        return "*";
-    }
-
-    ssize_t index = h2o_find_header_by_str(&ex->req->headers, H2O_STRLIT("origin"), -1);
-    if (index < 0)
-        return NULL;
-    h2o_iovec_t origin = ex->req->headers.entries[index].value;
-    for (const char *item = origins; *item;) {
-        size_t item_len = strcspn(item, ",");
-        if (item_len == origin.len && memcmp(item, origin.base, item_len) == 0) {
-            *len = origin.len;
-            return origin.base;
-        }
-        item += item_len + (item[item_len] == ',');
-        while (*item == ' ')
-            item++;
-    }
-    return NULL;
-}
-
 static void add_header(exchange *ex, const char *name, const char *value, size_t value_len)
 {
     h2o_add_header_by_str(&ex->req->pool, &ex->req->res.headers, name, strlen(name), 1, NULL, value, value_len);
@@ -108,7 +83,7 @@ static void add_header(exchange *ex, const char *name, const char *value, size_t
 static void add_common_headers(exchange *ex)
 {
     size_t origin_len = 0;
-    const char *origin = allowed_origin(ex, &origin_len);
+    const char *origin = cors_allowed_origin(ex->gw->cors_origins, ex->req, &origin_len);
     if (origin) {
         add_header(ex, "access-control-allow-origin", origin, origin_len);
         add_header(ex, "access-control-expose-headers", H2O_STRLIT("x-request-id, x-next-cursor"));

@@ -9,17 +9,14 @@
 #include "hv_service.h"
 #include "hv_time.h"
 #include "hv_version.h"
+#include "service_loop.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -81,43 +78,6 @@ static realtime_proxy realtime;
 static h2o_socket_t *listener;
 static volatile bool stopping;
 
-/* Opens a listening socket on "HOST:PORT" ("[::1]:4000" for IPv6). Returns
- * the descriptor, or -1 with a message in `error`. */
-static int open_listener(const char *address, char *error, size_t error_size)
-{
-    char host[256];
-    const char *colon = strrchr(address, ':');
-    if (!colon || colon == address || !colon[1] || (size_t)(colon - address) >= sizeof(host)) {
-        snprintf(error, error_size, "invalid listen address \"%s\": expected HOST:PORT", address);
-        return -1;
-    }
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - address), address);
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *found = NULL;
-    int status = getaddrinfo(host, colon + 1, &hints, &found);
-    if (status != 0) {
-        snprintf(error, error_size, "invalid listen address \"%s\": %s", address, gai_strerror(status));
-        return -1;
-    }
-
-    int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int reuse = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse)) != 0 ||
-        bind(fd, found->ai_addr, found->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        snprintf(error, error_size, "cannot listen on %s: %s", address, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(found);
-    return fd;
-}
-
 static void on_accept(h2o_socket_t *sock, const char *err)
 {
     if (err)
@@ -143,16 +103,6 @@ static void on_signal(h2o_socket_t *sock, const char *err)
         h2o_socket_close(listener);
         listener = NULL;
     }
-}
-
-static h2o_socket_t *watch_signals(h2o_loop_t *loop)
-{
-    int fd = hv_service_signal_fd();
-    if (fd < 0)
-        return NULL;
-    h2o_socket_t *sock = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(sock, on_signal);
-    return sock;
 }
 
 int main(int argc, char **argv)
@@ -191,7 +141,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    int fd = open_listener(config.listen, error, sizeof(error));
+    int fd = service_listen(config.listen, error, sizeof(error));
     if (fd < 0) {
         HV_ERROR("opening the HTTP listener failed", HV_STR("err", error));
         return 1;
@@ -199,7 +149,7 @@ int main(int argc, char **argv)
     listener = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(listener, on_accept);
 
-    h2o_socket_t *signals = watch_signals(loop);
+    h2o_socket_t *signals = service_watch_signals(loop, on_signal);
     if (!signals) {
         HV_ERROR("creating the signal descriptor failed", HV_STR("err", strerror(errno)));
         return 1;

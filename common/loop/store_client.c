@@ -1,22 +1,18 @@
-/* A non-blocking client of helvino-store on h2o's event loop.
- *
- * ZeroMQ signals a socket's readiness through ZMQ_FD, which is edge
- * triggered: it fires once for any number of messages, and a send can
- * consume a pending signal. So every wake-up reads until ZMQ_EVENTS no
- * longer reports ZMQ_POLLIN, and every send schedules one more such drain
- * on the next loop turn. */
+/* A non-blocking client of helvino-store on h2o's event loop. The DEALER
+ * socket is watched with zmq_watch, so every wake-up reads until no reply
+ * is left, and every send pokes the watch for one more such read. */
 #include "store_client.h"
 #include "hv_envelope.h"
 #include "hv_log.h"
 #include "hv_msgpack.h"
 #include "hv_zmq.h"
+#include "zmq_watch.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* How often a request that ZeroMQ could not send yet is tried again. */
 #define SEND_RETRY_MS 20
@@ -36,11 +32,10 @@ struct store_call {
 struct store_client {
     h2o_loop_t *loop;
     void *dealer;
-    h2o_socket_t *notifier;  /* wraps a duplicate of ZMQ_FD */
+    zmq_watch *watch;
     h2o_timeout_t call_timeout;
-    h2o_timeout_t next_turn; /* zero delay: drains after a send */
+    h2o_timeout_t next_turn; /* zero delay: the first try of a send */
     h2o_timeout_t retry;     /* the pause between two tries to send */
-    h2o_timeout_entry_t drain_entry;
     store_call **slots;      /* calls by slot; the slot is the id's low 32 bits */
     uint32_t slot_count;
     uint32_t *free_slots;
@@ -85,12 +80,6 @@ static void on_call_timeout(h2o_timeout_entry_t *entry)
     finish_call(call, HV_STATUS_UNAVAILABLE, NULL);
 }
 
-static void schedule_drain(store_client *client)
-{
-    if (!h2o_timeout_is_linked(&client->drain_entry))
-        h2o_timeout_link(client->loop, &client->next_turn, &client->drain_entry);
-}
-
 /* Hands the request to ZeroMQ, or schedules another try. ZMQ_IMMEDIATE makes
  * a send fail while no store is connected: right after start, before the
  * connection is made, and while the store restarts. A call keeps trying for
@@ -111,7 +100,7 @@ static void try_send(store_call *call)
         msgpack_sbuffer_init(&call->request);
         call->timeout.cb = on_call_timeout;
         h2o_timeout_link(client->loop, &client->call_timeout, &call->timeout);
-        schedule_drain(client);
+        zmq_watch_poke(client->watch);
         return;
     }
 
@@ -148,14 +137,10 @@ static void handle_reply(store_client *client, const char *data, size_t size)
     msgpack_unpacked_destroy(&storage);
 }
 
-static void drain(store_client *client)
+static void drain(void *data)
 {
-    for (;;) {
-        int events = 0;
-        size_t events_size = sizeof(events);
-        if (zmq_getsockopt(client->dealer, ZMQ_EVENTS, &events, &events_size) != 0 || !(events & ZMQ_POLLIN))
-            return;
-
+    store_client *client = data;
+    while (zmq_watch_readable(client->dealer)) {
         zmq_msg_t parts[HV_ZMQ_MAX_PARTS];
         int count;
         if (hv_zmq_recv_parts(client->dealer, parts, &count, ZMQ_DONTWAIT) != 0)
@@ -164,20 +149,6 @@ static void drain(store_client *client)
         handle_reply(client, zmq_msg_data(&parts[count - 1]), zmq_msg_size(&parts[count - 1]));
         hv_zmq_close_parts(parts, count);
     }
-}
-
-static void on_notified(h2o_socket_t *sock, const char *err)
-{
-    store_client *client = sock->data;
-    if (err)
-        HV_ERROR("store socket notification failed", HV_STR("err", err));
-    drain(client);
-}
-
-static void on_next_turn(h2o_timeout_entry_t *entry)
-{
-    store_client *client = H2O_STRUCT_FROM_MEMBER(store_client, drain_entry, entry);
-    drain(client);
 }
 
 store_client *store_client_new(h2o_loop_t *loop, void *zmq_context, const char *endpoint, uint64_t timeout_ms, char *error,
@@ -196,10 +167,8 @@ store_client *store_client_new(h2o_loop_t *loop, void *zmq_context, const char *
      * request is never delivered and run after its caller has given up.
      * try_send retries while no store is connected. */
     int immediate = 1;
-    int fd = -1;
-    size_t fd_size = sizeof(fd);
     if (!client->dealer || zmq_setsockopt(client->dealer, ZMQ_IMMEDIATE, &immediate, sizeof(immediate)) != 0 ||
-        zmq_connect(client->dealer, endpoint) != 0 || zmq_getsockopt(client->dealer, ZMQ_FD, &fd, &fd_size) != 0) {
+        zmq_connect(client->dealer, endpoint) != 0 || !(client->watch = zmq_watch_new(loop, client->dealer, drain, client))) {
         snprintf(error, error_size, "cannot connect to the store at \"%s\": %s", endpoint, zmq_strerror(errno));
         if (client->dealer)
             zmq_close(client->dealer);
@@ -207,16 +176,10 @@ store_client *store_client_new(h2o_loop_t *loop, void *zmq_context, const char *
         return NULL;
     }
 
-    /* h2o closes the descriptor it is given, and ZMQ_FD belongs to ZeroMQ. */
-    client->notifier = h2o_evloop_socket_create(loop, dup(fd), H2O_SOCKET_FLAG_DONT_READ);
-    client->notifier->data = client;
-    h2o_socket_read_start(client->notifier, on_notified);
-
     h2o_timeout_init(loop, &client->call_timeout, timeout_ms);
     h2o_timeout_init(loop, &client->next_turn, 0);
     h2o_timeout_init(loop, &client->retry, SEND_RETRY_MS);
     client->timeout_ms = timeout_ms;
-    client->drain_entry.cb = on_next_turn;
     return client;
 }
 
@@ -229,12 +192,10 @@ void store_client_destroy(store_client **target)
         if (client->slots[slot])
             finish_call(client->slots[slot], HV_STATUS_UNAVAILABLE, NULL);
 
-    h2o_timeout_unlink(&client->drain_entry);
     h2o_timeout_dispose(client->loop, &client->call_timeout);
     h2o_timeout_dispose(client->loop, &client->next_turn);
     h2o_timeout_dispose(client->loop, &client->retry);
-    h2o_socket_read_stop(client->notifier);
-    h2o_socket_close(client->notifier);
+    zmq_watch_destroy(&client->watch);
     zmq_close(client->dealer);
     free(client->slots);
     free(client->free_slots);
