@@ -87,15 +87,6 @@ static h2o_socket_t *listener;
 static realtime *service;
 static volatile bool stopping;
 
-static void on_accept(h2o_socket_t *sock, const char *err)
-{
-    if (err)
-        return;
-    h2o_socket_t *accepted = h2o_evloop_socket_accept(sock);
-    if (accepted)
-        h2o_accept(&accept_context, accepted);
-}
-
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
     (void)err;
@@ -165,8 +156,7 @@ int main(int argc, char **argv)
         HV_ERROR("opening the listener failed", HV_STR("err", error));
         return 1;
     }
-    listener = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(listener, on_accept);
+    listener = service_accept(loop, fd, &accept_context);
 
     h2o_socket_t *signals = service_watch_signals(loop, on_signal);
     if (!signals) {

@@ -44,6 +44,23 @@ int service_listen(const char *address, char *error, size_t error_size)
     return fd;
 }
 
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err)
+        return;
+    h2o_socket_t *accepted = h2o_evloop_socket_accept(listener);
+    if (accepted)
+        h2o_accept(listener->data, accepted);
+}
+
+h2o_socket_t *service_accept(h2o_loop_t *loop, int fd, h2o_accept_ctx_t *accept_ctx)
+{
+    h2o_socket_t *listener = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    listener->data = accept_ctx;
+    h2o_socket_read_start(listener, on_accept);
+    return listener;
+}
+
 h2o_socket_t *service_watch_signals(h2o_loop_t *loop, h2o_socket_cb callback)
 {
     int fd = hv_service_signal_fd();

@@ -10,6 +10,11 @@
  * IPv6). Returns the descriptor, or -1 with a message in `error`. */
 int service_listen(const char *address, char *error, size_t error_size);
 
+/* Accepts the connections of the listening descriptor `fd` into
+ * `accept_ctx`, which must outlive the listener. Returns the listener's
+ * socket: closing it stops accepting. */
+h2o_socket_t *service_accept(h2o_loop_t *loop, int fd, h2o_accept_ctx_t *accept_ctx);
+
 /* Blocks SIGINT and SIGTERM (see hv_service_signal_fd) and has `callback`
  * read them from the loop. Returns the socket to close at exit, or NULL
  * with errno set. */
