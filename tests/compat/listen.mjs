@@ -80,7 +80,13 @@ const { io } = await import('socket.io-client');
 log(`connecting to ${options.url} (transport: ${options.transport})`);
 const socket = io(options.url, { auth: { orgKey: options.key }, ...transportOptions[options.transport] });
 
+// socket.io-client 4.8 can emit disconnect for a connection that never connected: when the server
+// rejects the CONNECT and ends the session in one poll response, the close is handled before the
+// rejection. Only a disconnect after a connect is reported.
+let connected = false;
+
 socket.on('connect', () => {
+    connected = true;
     const engine = socket.io.engine;
     log(`connected: socket id ${socket.id}, transport ${engine.transport.name}; waiting for events, Ctrl-C stops`);
     engine.once('upgrade', (transport) => log(`transport upgraded to ${transport.name}`));
@@ -96,9 +102,10 @@ socket.on('connect_error', (error) => {
 });
 
 socket.on('disconnect', (reason) => {
-    if (reason === 'io client disconnect') {
+    if (!connected || reason === 'io client disconnect') {
         return;
     }
+    connected = false;
     if (reason === 'io server disconnect') {
         log('disconnected by the server');
         process.exit(1);
