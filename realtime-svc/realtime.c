@@ -24,6 +24,12 @@
 #define MESSAGE_UNAVAILABLE "Service unavailable"
 #define MESSAGE_INVALID_NAMESPACE "Invalid namespace"
 
+/* How long a refused client has to close by itself before the service
+ * closes it. socket.io-client closes on CONNECT_ERROR, and a close packet
+ * sent along with the error would reach its handlers first, as a
+ * disconnect of a socket that never connected. */
+#define REFUSAL_GRACE_MS 1000
+
 typedef enum {
     CLIENT_NEW,          /* no CONNECT yet */
     CLIENT_RESOLVING,    /* asking the store for the key's org */
@@ -41,7 +47,7 @@ typedef struct client {
     size_t key_len;
     char org[HV_ORG_ID_MAX + 1];
     char socket_id[ENGINE_ID_SIZE];
-    h2o_timeout_entry_t live_timer;
+    h2o_timeout_entry_t timer; /* the live timeout, then the refusal grace */
     h2o_linklist_t waiting; /* in realtime.waiting while CLIENT_WAITING_LIVE */
 } client;
 
@@ -54,6 +60,7 @@ struct realtime {
     room_registry *rooms;
     events_subscriber *events;
     h2o_timeout_t live_timeout;
+    h2o_timeout_t refusal_grace;
     h2o_linklist_t waiting;
 };
 
@@ -65,6 +72,12 @@ static int begin_message(eio_buffer *packet)
     return eio_buffer_append(packet, "4", 1);
 }
 
+static void on_refusal_grace_over(h2o_timeout_entry_t *entry)
+{
+    client *target = H2O_STRUCT_FROM_MEMBER(client, timer, entry);
+    engine_close(target->session, "refused", ENGINE_CLOSE_NORMAL);
+}
+
 static void refuse(client *target, const char *message)
 {
     eio_buffer packet = {0};
@@ -73,7 +86,10 @@ static void refuse(client *target, const char *message)
     eio_buffer_release(&packet);
     HV_INFO("connection refused", HV_STR("sid", engine_session_id(target->session)), HV_STR("reason", message));
     target->state = CLIENT_REFUSED;
-    engine_close(target->session, message, ENGINE_CLOSE_NORMAL);
+    if (h2o_timeout_is_linked(&target->timer))
+        h2o_timeout_unlink(&target->timer);
+    target->timer.cb = on_refusal_grace_over;
+    h2o_timeout_link(target->service->loop, &target->service->refusal_grace, &target->timer);
 }
 
 static void confirm(client *target)
@@ -97,13 +113,13 @@ static void stop_waiting(client *target)
 {
     if (h2o_linklist_is_linked(&target->waiting))
         h2o_linklist_unlink(&target->waiting);
-    if (h2o_timeout_is_linked(&target->live_timer))
-        h2o_timeout_unlink(&target->live_timer);
+    if (h2o_timeout_is_linked(&target->timer))
+        h2o_timeout_unlink(&target->timer);
 }
 
 static void on_live_timeout(h2o_timeout_entry_t *entry)
 {
-    client *target = H2O_STRUCT_FROM_MEMBER(client, live_timer, entry);
+    client *target = H2O_STRUCT_FROM_MEMBER(client, timer, entry);
     HV_WARN("the store did not confirm an event subscription in time", HV_STR("org", target->org));
     stop_waiting(target);
     room_leave(target->service->rooms, target);
@@ -124,7 +140,8 @@ static void join(client *target)
     }
     target->state = CLIENT_WAITING_LIVE;
     h2o_linklist_insert(&service->waiting, &target->waiting);
-    h2o_timeout_link(service->loop, &service->live_timeout, &target->live_timer);
+    target->timer.cb = on_live_timeout;
+    h2o_timeout_link(service->loop, &service->live_timeout, &target->timer);
 }
 
 static void on_live(const char *org, size_t org_len, void *data)
@@ -288,7 +305,6 @@ static void on_open(engine_session *session, void *data)
     }
     target->service = service;
     target->session = session;
-    target->live_timer.cb = on_live_timeout;
     engine_session_set_data(session, target);
 }
 
@@ -370,6 +386,7 @@ int realtime_start(realtime *service, h2o_context_t *context, void *zmq_context,
     service->loop = context->loop;
     engine_start(service->engine, context);
     h2o_timeout_init(service->loop, &service->live_timeout, service->settings.store_timeout_ms);
+    h2o_timeout_init(service->loop, &service->refusal_grace, REFUSAL_GRACE_MS);
     service->store = store_client_new(service->loop, zmq_context, service->settings.store_endpoint,
                                       service->settings.store_timeout_ms, error, error_size);
     if (!service->store)
@@ -400,8 +417,10 @@ void realtime_destroy(realtime **target)
     events_destroy(&service->events);
     store_client_destroy(&service->store);
     key_cache_destroy(&service->keys);
-    if (service->loop)
+    if (service->loop) {
         h2o_timeout_dispose(service->loop, &service->live_timeout);
+        h2o_timeout_dispose(service->loop, &service->refusal_grace);
+    }
     free(service);
     *target = NULL;
 }

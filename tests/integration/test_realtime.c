@@ -1100,14 +1100,16 @@ static void check_connect_refused(transport kind, const char *packet, const char
 Test(connect, missing_key_gets_connect_error_and_close)
 {
     rt_client *bystanding = connected_client(WEBSOCKET, key_a, "the bystander");
+    const char *const packets[] = {"40", "40{}", "40{\"other\":\"demo\"}", "40{\"orgKey\":\"\"}", "40{\"orgKey\":42}",
+                                   "40{\"orgKey\":null}"};
     for (transport kind = WEBSOCKET; kind <= POLLING; kind++) {
-        check_connect_refused(kind, "40", MISSING_KEY_ERROR);
-        check_connect_refused(kind, "40{}", MISSING_KEY_ERROR);
-        check_connect_refused(kind, "40{\"other\":\"demo\"}", MISSING_KEY_ERROR);
-        /* An empty or non-string key is refused as one or the other. */
-        check_connect_refused(kind, "40{\"orgKey\":\"\"}", NULL);
-        check_connect_refused(kind, "40{\"orgKey\":42}", NULL);
-        check_connect_refused(kind, "40{\"orgKey\":null}", NULL);
+        for (size_t i = 0; i < sizeof(packets) / sizeof(packets[0]); i++) {
+            /* An empty or non-string key is refused as one or the other. */
+            check_connect_refused(kind, packets[i], i < 3 ? MISSING_KEY_ERROR : NULL);
+            /* The refusals take a while, so the bystander answers its pings
+             * as a live client does, and gets nothing else. */
+            expect_quiet(bystanding, 50);
+        }
     }
     created_conversation created = create_conversation_seen_by(key_a, &bystanding, 1);
     post_message_seen_by(key_a, created.id, "after refused keys", &bystanding, 1);
