@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-/* 15 random bytes in base64url: 120 bits nobody can guess. */
+/* 15 random bytes in base64url: 120 bits, too many to guess. */
 #define SID_BYTES 15
 #define SID_LEN (ENGINE_ID_SIZE - 1)
 
@@ -24,7 +24,7 @@ enum {
     CLOSE_INVALID_DATA = 1007,
 };
 
-/* The error codes engine.io servers answer bad requests with. */
+/* The error codes that engine.io servers send in reply to bad requests. */
 enum {
     ERROR_UNKNOWN_TRANSPORT = 0,
     ERROR_UNKNOWN_SID = 1,
@@ -168,7 +168,7 @@ int engine_random_id(char out[ENGINE_ID_SIZE])
     return 0;
 }
 
-/* --- HTTP answers -------------------------------------------------------- */
+/* --- HTTP responses ------------------------------------------------------ */
 
 static const char *reason_phrase(int status)
 {
@@ -211,7 +211,7 @@ static void respond_payload(engine *server, h2o_req_t *req, const char *payload,
     respond(req, 200, "text/plain; charset=UTF-8", payload, len);
 }
 
-/* Answers the held GET with what is queued, or a noop when nothing is. */
+/* Responds to the held GET with what is queued, or a noop when nothing is. */
 static void flush_get(engine_session *session)
 {
     held_get *get = session->get;
@@ -430,8 +430,8 @@ static int queue_open_packet(engine_session *session)
     return status;
 }
 
-/* Ends the session at once: the layer above forgets it, its connections
- * close, and its memory goes at the next turn of the loop. */
+/* Ends the session at once: the layer above drops it, its connections
+ * close, and its memory is freed at the next turn of the loop. */
 static void finish(engine_session *session, const char *reason)
 {
     if (session->state == SESSION_CLOSED)
@@ -693,7 +693,7 @@ static void on_ws_event(h2o_websocket_conn_t *conn, const struct wslay_event_on_
         session->dispatching = NULL;
         return;
     default:
-        /* wslay answers pings and close frames itself. */
+        /* wslay replies to pings and close frames itself. */
         return;
     }
 }

@@ -1,7 +1,7 @@
 /* The Engine.IO v4 server of helvino-realtime, on h2o's event loop: the
  * handshake, HTTP long-polling, WebSocket (direct or as an upgrade from
- * polling), heartbeats and bounded outgoing buffers. The layer above sees
- * sessions that carry text messages, whatever the transport. */
+ * polling), heartbeats and bounded outgoing buffers. To the layer above, a
+ * session carries text messages whatever its transport. */
 #ifndef ENGINE_H
 #define ENGINE_H
 

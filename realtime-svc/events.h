@@ -1,8 +1,8 @@
 /* The real-time service's subscription to the store's events: one ZeroMQ
  * SUB socket on h2o's loop, subscribed to "org:<orgId>:" for each org that
- * has a room. A subscription is live once the store has applied it, which
- * the store tells by echoing a probe topic subscribed right after it
- * (docs/protocol.md); only then does the service confirm a CONNECT. */
+ * has a room. A subscription is live once the store has applied it. The
+ * store signals that by echoing a probe topic subscribed right after it
+ * (docs/protocol.md), and only then does the service confirm a CONNECT. */
 #ifndef EVENTS_H
 #define EVENTS_H
 

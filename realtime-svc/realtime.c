@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Longest org key looked up, as in the gateway; longer ones are invalid. */
+/* Maximum length of an org key that is looked up, as in the gateway. Longer
+ * keys are invalid. */
 #define KEY_MAX_BYTES 256
 
 #define MESSAGE_MISSING_KEY "Missing organization key"
@@ -48,7 +49,7 @@ typedef struct client {
     char org[HV_ORG_ID_MAX + 1];
     char socket_id[ENGINE_ID_SIZE];
     h2o_timeout_entry_t timer; /* the live timeout, then the refusal grace */
-    h2o_linklist_t waiting; /* in realtime.waiting while CLIENT_WAITING_LIVE */
+    h2o_linklist_t waiting;    /* in realtime.waiting while CLIENT_WAITING_LIVE */
 } client;
 
 struct realtime {
@@ -391,8 +392,8 @@ int realtime_start(realtime *service, h2o_context_t *context, void *zmq_context,
                                       service->settings.store_timeout_ms, error, error_size);
     if (!service->store)
         return -1;
-    service->events = events_new(service->loop, zmq_context, service->settings.events_endpoint, on_event, on_live, service,
-                                 error, error_size);
+    service->events =
+        events_new(service->loop, zmq_context, service->settings.events_endpoint, on_event, on_live, service, error, error_size);
     return service->events ? 0 : -1;
 }
 

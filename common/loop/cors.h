@@ -12,7 +12,7 @@
  * The result is "*" or points into the request's headers. */
 const char *cors_allowed_origin(const char *origins, h2o_req_t *req, size_t *len);
 
-/* Adds Access-Control-Allow-Origin (and Vary: Origin when the answer
+/* Adds Access-Control-Allow-Origin (and Vary: Origin when the header
  * depends on the origin) to the response of `req`, when its origin is
  * allowed. Returns whether it did. */
 bool cors_add_headers(const char *origins, h2o_req_t *req);

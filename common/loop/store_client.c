@@ -40,11 +40,11 @@ struct store_client {
     uint32_t slot_count;
     uint32_t *free_slots;
     uint32_t free_count;
-    uint32_t sequence;       /* the id's high 32 bits, so reused slots get new ids */
+    uint32_t sequence; /* the id's high 32 bits, so reused slots get new ids */
     size_t in_flight;
-    const char *endpoint;    /* for log lines */
+    const char *endpoint; /* for log lines */
     uint64_t timeout_ms;
-    bool unreachable;        /* the last call failed for want of the store; logged once */
+    bool unreachable; /* the last call failed for want of the store; logged once */
 };
 
 /* Logs the store becoming unreachable or reachable again, once per change,
@@ -54,8 +54,7 @@ static void note_reachable(store_client *client, bool reachable, const char *rea
     if (reachable && client->unreachable)
         HV_INFO("store reachable again", HV_STR("endpoint", client->endpoint));
     else if (!reachable && !client->unreachable)
-        HV_WARN("store unreachable; replying 503 until it is back", HV_STR("endpoint", client->endpoint),
-                HV_STR("reason", reason));
+        HV_WARN("store unreachable; replying 503 until it is back", HV_STR("endpoint", client->endpoint), HV_STR("reason", reason));
     client->unreachable = !reachable;
 }
 
@@ -225,8 +224,8 @@ static bool take_slot(store_client *client, uint32_t *slot)
     return true;
 }
 
-store_call *store_client_send(store_client *client, const char *op, const char *org, const char *trace,
-                              const msgpack_sbuffer *args, store_reply_cb cb, void *data)
+store_call *store_client_send(store_client *client, const char *op, const char *org, const char *trace, const msgpack_sbuffer *args,
+                              store_reply_cb cb, void *data)
 {
     store_call *call = calloc(1, sizeof(*call));
     if (!call || !take_slot(client, &call->slot)) {

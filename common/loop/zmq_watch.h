@@ -3,9 +3,9 @@
  * ZeroMQ signals a socket's readiness through ZMQ_FD, which is edge
  * triggered: it fires once for any number of messages, and a send or a
  * subscription change can consume a pending signal. So the callback must
- * read until zmq_watch_readable says no more, and after each such call on
- * the socket the owner pokes the watch, which reads once more on the next
- * turn of the loop. */
+ * read until zmq_watch_readable returns false. After each such call on the
+ * socket, the owner pokes the watch, which runs the callback once more on
+ * the next turn of the loop. */
 #ifndef HV_LOOP_ZMQ_WATCH_H
 #define HV_LOOP_ZMQ_WATCH_H
 
