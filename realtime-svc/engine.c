@@ -4,6 +4,7 @@
 #include "eio_packet.h"
 #include "hv_hash.h"
 #include "hv_log.h"
+#include "ws_conn.h"
 
 #include <h2o/websocket.h>
 #include <stdint.h>
@@ -55,12 +56,12 @@ struct engine_session {
     eio_buffer outgoing; /* polling: the payload for the next GET */
     held_get *get;
 
-    h2o_websocket_conn_t *ws;    /* the WebSocket transport, once there is one */
-    h2o_websocket_conn_t *probe; /* a WebSocket that is upgrading a polling session */
+    ws_conn *ws;    /* the WebSocket transport, once there is one */
+    ws_conn *probe; /* a WebSocket that is upgrading a polling session */
     bool probed;                 /* "2probe" came on the probe */
     /* The connection whose message callback is running. h2o must not be
      * driven from inside it, so sends to it wait for the callback's end. */
-    h2o_websocket_conn_t *dispatching;
+    ws_conn *dispatching;
 
     bool awaiting_pong;
     h2o_timeout_entry_t heartbeat;
@@ -245,15 +246,15 @@ static void on_held_get_disposed(void *data)
 
 /* --- WebSocket connections ----------------------------------------------- */
 
-static void proceed(engine_session *session, h2o_websocket_conn_t *conn)
+static void proceed(engine_session *session, ws_conn *conn)
 {
     /* Before the upgrade completes there is no socket, and inside the
      * connection's own callback h2o's loop is already running. */
     if (conn->sock && conn != session->dispatching)
-        h2o_websocket_proceed(conn);
+        ws_conn_proceed(conn);
 }
 
-static void close_conn(engine_session *session, h2o_websocket_conn_t *conn, uint16_t code)
+static void close_conn(engine_session *session, ws_conn *conn, uint16_t code)
 {
     conn->data = NULL;
     if (conn == session->dispatching || !conn->sock) {
@@ -262,11 +263,11 @@ static void close_conn(engine_session *session, h2o_websocket_conn_t *conn, uint
         wslay_event_queue_close(conn->ws_ctx, code, NULL, 0);
         wslay_event_shutdown_read(conn->ws_ctx);
     } else {
-        h2o_websocket_close(conn);
+        ws_conn_close(conn);
     }
 }
 
-static int queue_ws(h2o_websocket_conn_t *conn, const char *packet, size_t len)
+static int queue_ws(ws_conn *conn, const char *packet, size_t len)
 {
     struct wslay_event_msg message = {.opcode = WSLAY_TEXT_FRAME, .msg = (const uint8_t *)packet, .msg_length = len};
     return wslay_event_queue_msg(conn->ws_ctx, &message) == 0 ? 0 : -1;
@@ -284,7 +285,7 @@ static int queue_packet(engine_session *session, const char *packet, size_t len)
 {
     size_t limit = session->server->settings.max_buffered;
     if (session->transport == TRANSPORT_WEBSOCKET) {
-        h2o_websocket_conn_t *conn = session->ws;
+        ws_conn *conn = session->ws;
         if (!conn)
             return -1;
         if (wslay_event_get_queued_msg_length(conn->ws_ctx) + len > limit) {
@@ -478,7 +479,7 @@ static void finish(engine_session *session, const char *reason)
  * control frames ahead of messages, and nothing may follow a close frame. */
 static void close_ws_when_drained(engine_session *session)
 {
-    h2o_websocket_conn_t *conn = session->ws;
+    ws_conn *conn = session->ws;
     if (!conn)
         return;
     if (wslay_event_get_queued_msg_count(conn->ws_ctx) > 0) {
@@ -575,7 +576,7 @@ static int on_packet(engine_session *session, const eio_packet *packet)
 
 static void complete_upgrade(engine_session *session)
 {
-    h2o_websocket_conn_t *conn = session->probe;
+    ws_conn *conn = session->probe;
     if (h2o_timeout_is_linked(&session->upgrade_timer))
         h2o_timeout_unlink(&session->upgrade_timer);
     /* The GET the noop ended may have been followed by another. */
@@ -606,7 +607,7 @@ static void complete_upgrade(engine_session *session)
 
 static void on_probe_packet(engine_session *session, const eio_packet *packet)
 {
-    h2o_websocket_conn_t *conn = session->probe;
+    ws_conn *conn = session->probe;
     if (packet->type == EIO_PING && packet->data_len == 5 && memcmp(packet->data, "probe", 5) == 0) {
         session->probed = true;
         if (queue_ws(conn, "3probe", 6) != 0) {
@@ -628,7 +629,7 @@ static void on_probe_packet(engine_session *session, const eio_packet *packet)
     drop_probe(session, CLOSE_PROTOCOL_ERROR);
 }
 
-static void on_ws_text(engine_session *session, h2o_websocket_conn_t *conn, const char *data, size_t len)
+static void on_ws_text(engine_session *session, ws_conn *conn, const char *data, size_t len)
 {
     eio_packet packet;
     int status = eio_packet_decode(data, len, &packet);
@@ -653,12 +654,12 @@ static void on_ws_text(engine_session *session, h2o_websocket_conn_t *conn, cons
         close_gracefully(session, "unexpected packet type", CLOSE_PROTOCOL_ERROR);
 }
 
-static void on_ws_event(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
+static void on_ws_event(ws_conn *conn, const struct wslay_event_on_msg_recv_arg *arg)
 {
     engine_session *session = conn->data;
     if (!arg) {
         /* The connection ended: h2o calls this once, last. */
-        h2o_websocket_close(conn);
+        ws_conn_close(conn);
         if (!session)
             return;
         if (conn == session->probe) {
@@ -698,11 +699,9 @@ static void on_ws_event(h2o_websocket_conn_t *conn, const struct wslay_event_on_
     }
 }
 
-static h2o_websocket_conn_t *upgrade(engine_session *session, h2o_req_t *req, const char *client_key)
+static ws_conn *upgrade(engine_session *session, h2o_req_t *req, const char *client_key)
 {
-    h2o_websocket_conn_t *conn = h2o_upgrade_to_websocket(req, client_key, session, on_ws_event);
-    wslay_event_config_set_max_recv_msg_length(conn->ws_ctx, session->server->settings.max_payload);
-    return conn;
+    return ws_conn_upgrade(req, client_key, session->server->settings.max_payload, session, on_ws_event);
 }
 
 /* --- Requests ------------------------------------------------------------ */
@@ -797,8 +796,11 @@ static void handle_open(engine *server, h2o_req_t *req, bool websocket, const ch
         respond_error(server, req, 503, ERROR_FORBIDDEN, "Server is out of memory");
         return;
     }
-    if (websocket)
-        session->ws = upgrade(session, req, client_key);
+    if (websocket && !(session->ws = upgrade(session, req, client_key))) {
+        respond_error(server, req, 503, ERROR_FORBIDDEN, "Server is out of memory");
+        finish(session, "out of memory");
+        return;
+    }
     if (queue_open_packet(session) != 0)
         return;
     server->callbacks.on_open(session, server->data);
@@ -868,6 +870,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         }
         session->probe = upgrade(session, req, client_key);
+        if (!session->probe) {
+            respond_error(server, req, 503, ERROR_FORBIDDEN, "Server is out of memory");
+            return 0;
+        }
         h2o_timeout_link(server->loop, &server->upgrade_timeout, &session->upgrade_timer);
         return 0;
     }
