@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes gathered before wslay is told to wait: the rest of its queue stays
- * in wslay, where the sender's limit on queued bytes sees it. */
+/* Maximum bytes gathered before wslay has to wait. The rest of its queue
+ * stays in wslay, where the sender's limit on queued bytes counts it. */
 #define GATHER_LIMIT (64 * 1024)
 
 static void on_close(ws_conn *conn)

@@ -1,9 +1,9 @@
 /* A server WebSocket connection: wslay frames the messages, h2o's socket
- * carries them. It replaces h2o's own glue (h2o/websocket.h), which hands
- * each frame header and each payload to the socket in separate writes, one
- * write at a time, so that a frame sent to many clients reached none of
- * them until every header had gone out. Here everything wslay produces
- * while the socket is busy is gathered and written in one go. */
+ * carries them. It replaces h2o's own glue (h2o/websocket.h), which writes
+ * each frame header and each payload separately, one write at a time. A
+ * frame sent to many clients then reached none of them until every header
+ * had gone out. Here everything wslay produces while the socket is busy is
+ * gathered and written in one go. */
 #ifndef WS_CONN_H
 #define WS_CONN_H
 
@@ -29,10 +29,10 @@ struct ws_conn {
     size_t gathered_capacity;
 };
 
-/* Answers `req`, a WebSocket handshake with `client_key`, with 101 and
+/* Responds 101 to `req`, a WebSocket handshake with `client_key`, and
  * takes over its socket. Messages over `max_message` bytes close the
- * connection with 1009. Returns NULL when out of memory, with `req` not
- * answered. */
+ * connection with 1009. Returns NULL when out of memory, with no response
+ * sent to `req`. */
 ws_conn *ws_conn_upgrade(h2o_req_t *req, const char *client_key, size_t max_message, void *data, ws_conn_cb cb);
 
 /* Sends what wslay has queued and reads what the socket has received.
