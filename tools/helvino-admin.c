@@ -124,14 +124,31 @@ static const command commands[] = {
      pack_message_add},
 };
 
+/* Returns whether `flag` is among the command's required flags. */
+static bool is_required(const command *chosen, const char *flag)
+{
+    size_t len = strlen(flag);
+    for (const char *word = chosen->required; *word;) {
+        size_t word_len = strcspn(word, " ");
+        if (word_len == len && strncmp(word, flag, len) == 0)
+            return true;
+        word += word_len + (word[word_len] == ' ');
+    }
+    return false;
+}
+
 static void print_usage(void)
 {
     hv_config_print_usage(global_settings, COUNT(global_settings), "helvino-admin", "[OPTIONS] COMMAND [ARGUMENTS]");
     printf("\nCommands:\n");
     for (size_t i = 0; i < COUNT(commands); i++) {
         printf("  %s", commands[i].words);
-        for (size_t j = 0; j < commands[i].setting_count; j++)
-            printf(" --%s VALUE", commands[i].settings[j].flag);
+        for (size_t j = 0; j < commands[i].setting_count; j++) {
+            /* Optional flags are shown in brackets. */
+            const char *flag = commands[i].settings[j].flag;
+            bool required = is_required(&commands[i], flag);
+            printf(required ? " --%s VALUE" : " [--%s VALUE]", flag);
+        }
         printf("\n");
     }
     printf("\nEach command prints the store's reply as one line of JSON.\n"
