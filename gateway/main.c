@@ -6,6 +6,7 @@
 #include "realtime_proxy.h"
 #include "hv_config.h"
 #include "hv_log.h"
+#include "hv_notify.h"
 #include "hv_service.h"
 #include "hv_time.h"
 #include "hv_version.h"
@@ -78,6 +79,13 @@ static realtime_proxy realtime;
 static h2o_socket_t *listener;
 static volatile bool stopping;
 
+static void describe_status(char *out, size_t size, void *data)
+{
+    (void)data;
+    snprintf(out, size, "%s on %s; %zu requests in flight, %zu forwarded", stopping ? "stopping" : "serving", config.listen,
+             api.exchanges, realtime.sends_in_flight);
+}
+
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
     (void)err;
@@ -89,6 +97,9 @@ static void on_signal(h2o_socket_t *sock, const char *err)
         HV_INFO("shutdown requested; finishing requests in flight", HV_STR("signal", strsignal((int)info.ssi_signo)),
                 HV_INT("in_flight", api.exchanges), HV_INT("realtime_in_flight", realtime.sends_in_flight));
         stopping = true;
+        char status[256];
+        describe_status(status, sizeof(status), NULL);
+        hv_notify_stopping(status);
         /* Stop accepting: close the listener so the port frees at once. */
         h2o_socket_read_stop(listener);
         h2o_socket_close(listener);
@@ -147,6 +158,10 @@ int main(int argc, char **argv)
 
     HV_INFO("gateway ready", HV_STR("listen", config.listen), HV_STR("store", config.store_endpoint),
             HV_STR("realtime", config.realtime_url));
+    char status[256];
+    describe_status(status, sizeof(status), NULL);
+    hv_notify_ready(status);
+    service_heartbeat_start(loop, describe_status, NULL);
 
     /* The exit closes open WebSockets and long-polling GETs instead of
      * waiting for them, and Socket.IO clients reconnect by themselves. */
@@ -162,6 +177,7 @@ int main(int argc, char **argv)
         h2o_evloop_run(loop, stopping ? 100 : INT32_MAX);
     }
 
+    service_heartbeat_stop();
     h2o_socket_read_stop(signals);
     h2o_socket_close(signals);
     store_client_destroy(&api.store);

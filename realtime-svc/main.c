@@ -4,6 +4,7 @@
  * thread. */
 #include "hv_config.h"
 #include "hv_log.h"
+#include "hv_notify.h"
 #include "hv_service.h"
 #include "hv_time.h"
 #include "hv_version.h"
@@ -87,6 +88,13 @@ static h2o_socket_t *listener;
 static realtime *service;
 static volatile bool stopping;
 
+static void describe_status(char *out, size_t size, void *data)
+{
+    (void)data;
+    snprintf(out, size, "%s on %s; %zu clients", stopping ? "stopping" : "serving", config.listen,
+             realtime_client_count(service));
+}
+
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
     (void)err;
@@ -98,6 +106,9 @@ static void on_signal(h2o_socket_t *sock, const char *err)
         HV_INFO("shutdown requested; closing clients", HV_STR("signal", strsignal((int)info.ssi_signo)),
                 HV_INT("clients", realtime_client_count(service)));
         stopping = true;
+        char status[256];
+        describe_status(status, sizeof(status), NULL);
+        hv_notify_stopping(status);
         h2o_socket_read_stop(listener);
         h2o_socket_close(listener);
         listener = NULL;
@@ -166,6 +177,10 @@ int main(int argc, char **argv)
 
     HV_INFO("realtime ready", HV_STR("listen", config.listen), HV_STR("store", config.store_endpoint),
             HV_STR("events", config.events_endpoint));
+    char status[256];
+    describe_status(status, sizeof(status), NULL);
+    hv_notify_ready(status);
+    service_heartbeat_start(loop, describe_status, NULL);
 
     int64_t deadline = 0;
     while (!stopping || realtime_client_count(service) > 0) {
@@ -178,6 +193,7 @@ int main(int argc, char **argv)
         h2o_evloop_run(loop, stopping ? 100 : INT32_MAX);
     }
 
+    service_heartbeat_stop();
     h2o_socket_read_stop(signals);
     h2o_socket_close(signals);
     realtime_destroy(&service);

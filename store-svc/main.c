@@ -8,6 +8,7 @@
 #include "hv_config.h"
 #include "hv_envelope.h"
 #include "hv_log.h"
+#include "hv_notify.h"
 #include "hv_service.h"
 #include "hv_time.h"
 #include "hv_version.h"
@@ -306,17 +307,44 @@ static void drain_router(store *self)
     }
 }
 
+static void describe_status(const store *self, char *out, size_t size)
+{
+    snprintf(out, size, "%s; %d requests in flight, %zu queued", self->stopping ? "stopping" : "serving",
+             worker_pool_busy(self->pool), (size_t)self->queued);
+}
+
 static void begin_shutdown(store *self)
 {
     self->stopping = true;
     self->stop_deadline_ms = hv_time_monotonic_ms() + config.shutdown_timeout_ms;
     HV_INFO("stopping: finishing requests in flight", HV_INT("in_flight", worker_pool_busy(self->pool)),
             HV_INT("queued", self->queued));
+    char status[256];
+    describe_status(self, status, sizeof(status));
+    hv_notify_stopping(status);
 }
 
 static bool idle(const store *self)
 {
     return worker_pool_busy(self->pool) == 0 && !self->queue_head;
+}
+
+/* Pings the service manager's watchdog when it is due, from the broker's
+ * loop, so that a broker that hangs gets the store restarted. Returns how
+ * long the loop may wait before the next ping, or -1 when no watchdog is
+ * set. */
+static long watchdog_tick(store *self, int64_t interval_ms, int64_t *next_ms)
+{
+    if (interval_ms == 0)
+        return -1;
+    int64_t now = hv_time_monotonic_ms();
+    if (now >= *next_ms) {
+        char status[256];
+        describe_status(self, status, sizeof(status));
+        hv_notify_watchdog(status);
+        *next_ms = now + interval_ms;
+    }
+    return (long)(*next_ms - now);
 }
 
 static void run_loop(store *self)
@@ -329,8 +357,13 @@ static void run_loop(store *self)
     for (int i = 0; i < workers; i++)
         items[i + 3] = (zmq_pollitem_t){.socket = worker_pool_socket(self->pool, i), .events = ZMQ_POLLIN};
 
+    int64_t watchdog_ms = hv_notify_watchdog_interval_ms();
+    int64_t next_ping_ms = hv_time_monotonic_ms() + watchdog_ms;
     while (!(self->stopping && (idle(self) || hv_time_monotonic_ms() >= self->stop_deadline_ms))) {
         long timeout_ms = self->stopping ? 100 : -1;
+        long ping_in_ms = watchdog_tick(self, watchdog_ms, &next_ping_ms);
+        if (ping_in_ms >= 0 && (timeout_ms < 0 || ping_in_ms < timeout_ms))
+            timeout_ms = ping_in_ms;
         if (zmq_poll(items, workers + 3, timeout_ms) < 0) {
             if (errno == EINTR)
                 continue;
@@ -375,6 +408,7 @@ int main(int argc, char **argv)
         HV_ERROR("creating the signal descriptor failed", HV_STR("err", strerror(errno)));
         return 1;
     }
+    hv_notify_status("waiting for the database and migrating");
     if (prepare_database(self.signal_fd) != 0)
         return 1;
 
@@ -388,6 +422,9 @@ int main(int argc, char **argv)
 
     HV_INFO("store ready", HV_STR("requests", config.store_endpoint), HV_STR("events", config.events_endpoint),
             HV_INT("workers", config.workers));
+    char ready[256];
+    describe_status(&self, ready, sizeof(ready));
+    hv_notify_ready(ready);
     run_loop(&self);
     status = 0;
 

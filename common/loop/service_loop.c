@@ -1,5 +1,6 @@
 #include "service_loop.h"
 
+#include "hv_notify.h"
 #include "hv_service.h"
 
 #include <errno.h>
@@ -69,4 +70,43 @@ h2o_socket_t *service_watch_signals(h2o_loop_t *loop, h2o_socket_cb callback)
     h2o_socket_t *sock = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(sock, callback);
     return sock;
+}
+
+static struct {
+    h2o_loop_t *loop;
+    h2o_timeout_t interval;
+    h2o_timeout_entry_t entry;
+    service_status_cb status;
+    void *data;
+} heartbeat;
+
+static void on_heartbeat(h2o_timeout_entry_t *entry)
+{
+    char status[256];
+    heartbeat.status(status, sizeof(status), heartbeat.data);
+    hv_notify_watchdog(status);
+    h2o_timeout_link(heartbeat.loop, &heartbeat.interval, entry);
+}
+
+void service_heartbeat_start(h2o_loop_t *loop, service_status_cb status, void *data)
+{
+    int64_t interval_ms = hv_notify_watchdog_interval_ms();
+    if (interval_ms == 0)
+        return;
+    heartbeat.loop = loop;
+    heartbeat.status = status;
+    heartbeat.data = data;
+    heartbeat.entry.cb = on_heartbeat;
+    h2o_timeout_init(loop, &heartbeat.interval, (uint64_t)interval_ms);
+    h2o_timeout_link(loop, &heartbeat.interval, &heartbeat.entry);
+}
+
+void service_heartbeat_stop(void)
+{
+    if (!heartbeat.loop)
+        return;
+    if (h2o_timeout_is_linked(&heartbeat.entry))
+        h2o_timeout_unlink(&heartbeat.entry);
+    h2o_timeout_dispose(heartbeat.loop, &heartbeat.interval);
+    heartbeat.loop = NULL;
 }

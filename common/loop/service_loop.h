@@ -20,4 +20,16 @@ h2o_socket_t *service_accept(h2o_loop_t *loop, int fd, h2o_accept_ctx_t *accept_
  * with errno set. */
 h2o_socket_t *service_watch_signals(h2o_loop_t *loop, h2o_socket_cb callback);
 
+/* Writes a STATUS line for the service manager into `out`. */
+typedef void (*service_status_cb)(char *out, size_t size, void *data);
+
+/* When the service manager set a watchdog for this process, pings it from
+ * the loop at half its interval and refreshes the STATUS line each time,
+ * so that a loop that hangs gets the service restarted. Does nothing
+ * otherwise. Call once. */
+void service_heartbeat_start(h2o_loop_t *loop, service_status_cb status, void *data);
+
+/* Stops the pings before the loop goes away. */
+void service_heartbeat_stop(void);
+
 #endif
