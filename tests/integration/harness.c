@@ -160,6 +160,16 @@ int store_stop(store_fixture *store)
     return -1;
 }
 
+void store_expect_clean_stop(store_fixture *store)
+{
+    if (store->pid <= 0) {
+        store_stop(store);
+        return;
+    }
+    int status = store_stop(store);
+    cr_expect_eq(status, 0, "helvino-store exited with status %d on SIGTERM, not 0; see %s", status, store->log_path);
+}
+
 int store_log_count(const store_fixture *store, const char *text)
 {
     return file_count_lines(store->log_path, text);

@@ -40,6 +40,12 @@ bool store_wait_for_log(const store_fixture *store, const char *text, int timeou
  * when it did not exit within 15 s (it is then killed). */
 int store_stop(store_fixture *store);
 
+/* Stops a store that is still running, as store_stop does, and fails the
+ * test without ending it (cr_expect) unless it exits 0. For a store that
+ * has exited already, only closes the test's connection. For a suite's
+ * fini. */
+void store_expect_clean_stop(store_fixture *store);
+
 /* Returns the number of lines of the store's log that contain `text`. */
 int store_log_count(const store_fixture *store, const char *text);
 

@@ -4,13 +4,12 @@
  * waits for a peer. The threads never call Criterion. On any error they close
  * the connection, and the test finds the result through the gateway. */
 #include "realtime_stub.h"
+#include "http_head.h"
 #include "hv_time.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -25,7 +24,6 @@
 #define MAX_CONNECTIONS 64
 #define HEAD_MAX_BYTES 16384
 #define BODY_MAX_BYTES (4 * 1024 * 1024)
-#define WEBSOCKET_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct realtime_stub {
     int port;
@@ -56,15 +54,6 @@ typedef struct {
     bool upgrade_websocket;
     char websocket_key[64];
 } request;
-
-void websocket_accept_value(const char *key, char out[29])
-{
-    char joined[128];
-    int joined_len = snprintf(joined, sizeof(joined), "%s%s", key, WEBSOCKET_GUID);
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)joined, (size_t)joined_len, digest);
-    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
-}
 
 /* Waits until `fd` has `events` or the stub stops. Returns whether `fd` is
  * ready; false on stop, error or after `timeout_ms` (-1 waits without end). */
@@ -126,27 +115,6 @@ static bool read_more(connection *conn)
     return true;
 }
 
-/* Finds header `name` in the head that starts at `head`; copies its trimmed
- * value into `out`. Returns whether it was there. */
-static bool find_header(const char *head, const char *name, char *out, size_t out_size)
-{
-    size_t name_len = strlen(name);
-    for (const char *line = strstr(head, "\r\n"); line && line[2] != '\r'; line = strstr(line + 2, "\r\n")) {
-        const char *start = line + 2;
-        if (strncasecmp(start, name, name_len) != 0 || start[name_len] != ':')
-            continue;
-        const char *value = start + name_len + 1;
-        while (*value == ' ' || *value == '\t')
-            value++;
-        size_t value_len = strcspn(value, "\r");
-        while (value_len && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
-            value_len--;
-        snprintf(out, out_size, "%.*s", (int)value_len, value);
-        return true;
-    }
-    return false;
-}
-
 /* Reads one request's head and body into the buffer. Returns false when the
  * connection ended or sent something this stub does not read. */
 static bool read_request(connection *conn, request *req)
@@ -163,12 +131,12 @@ static bool read_request(connection *conn, request *req)
 
     char value[128];
     bool parsed = sscanf(head, "%15s %2047s", req->method, req->target) == 2;
-    if (find_header(head, "content-length", value, sizeof(value)))
+    if (http_head_find_header(head, "content-length", value, sizeof(value)))
         req->content_length = strtoul(value, NULL, 10);
-    if (find_header(head, STUB_DELAY_HEADER, value, sizeof(value)))
+    if (http_head_find_header(head, STUB_DELAY_HEADER, value, sizeof(value)))
         req->delay_ms = strtol(value, NULL, 10);
-    req->upgrade_websocket = find_header(head, "upgrade", value, sizeof(value)) && strcasecmp(value, "websocket") == 0 &&
-                             find_header(head, "sec-websocket-key", req->websocket_key, sizeof(req->websocket_key));
+    req->upgrade_websocket = http_head_find_header(head, "upgrade", value, sizeof(value)) && strcasecmp(value, "websocket") == 0 &&
+                             http_head_find_header(head, "sec-websocket-key", req->websocket_key, sizeof(req->websocket_key));
     head[req->head_len - 1] = saved;
     if (!parsed || req->content_length > BODY_MAX_BYTES)
         return false;

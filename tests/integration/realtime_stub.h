@@ -56,9 +56,4 @@ int realtime_stub_request_count(realtime_stub *stub);
  * the stub and sets *stub to NULL. Accepts NULL and a NULL *stub. */
 void realtime_stub_stop(realtime_stub **stub);
 
-/* Writes the Sec-WebSocket-Accept value for `key` (RFC 6455, section
- * 4.2.2): base64 of the SHA-1 of the key followed by the protocol's GUID.
- * `out` has room for 29 bytes, the terminating NUL included. */
-void websocket_accept_value(const char *key, char out[29]);
-
 #endif

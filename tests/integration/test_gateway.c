@@ -5,8 +5,11 @@
  * with a request in flight. */
 #include "gateway_fixture.h"
 #include "harness.h"
+#include "http_client.h"
+#include "http_head.h"
 #include "hv_msgpack.h"
 #include "hv_time.h"
+#include "kept_memory.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -46,26 +49,7 @@
 #define LOCK_WAIT_TIMEOUT_MS 10000
 #define EXIT_TIMEOUT_MS 15000
 
-#define MAX_HEADERS 64
 #define MAX_REQUEST_HEADERS 6
-
-/* One response header, trimmed. Longer values are cut, which no header of
- * the contract needs. */
-typedef struct {
-    char name[64];
-    char value[512];
-} http_header;
-
-typedef struct {
-    long status;
-    char *body; /* NUL-terminated */
-    size_t body_len;
-    http_header headers[MAX_HEADERS];
-    size_t header_count;
-    json_t *json;          /* the body parsed as JSON, or NULL */
-    int64_t elapsed_ms;    /* from sending to the end of the response */
-    char description[192]; /* "POST /conversations", for failure messages */
-} http_response;
 
 typedef struct {
     const char *method;  /* NULL means GET, or POST when `body` is set */
@@ -74,18 +58,10 @@ typedef struct {
     const char *body;    /* NULL sends no body and no Content-Length */
     size_t body_len;
     const char *headers[MAX_REQUEST_HEADERS]; /* more lines as curl takes them: "Name: value", or "Name;" when empty */
-} http_request;
-
-/* A transfer being prepared or run, for send_request and curl multi. */
-typedef struct {
-    CURL *curl;
-    struct curl_slist *header_list;
-    http_response *response;
-    int64_t started_ms;
-} transfer;
+} gateway_request;
 
 static store_fixture store;
-static gateway_fixture gateway;
+static service_fixture gateway;
 static char org_a[80], org_b[80];
 static char key_a[96], key_b[96];
 
@@ -98,37 +74,12 @@ static bool store_frozen;
 static event_listener listener;
 static PGconn *row_locker;
 
-/* Memory that lives until the end of the test, so that a failed assertion
- * in the middle of a test leaks nothing. */
-static void **kept;
-static size_t kept_count, kept_capacity;
+/* The responses of the test, which the suite's fini frees, so that a failed
+ * assertion in the middle of a test leaks nothing. */
 static http_response **responses;
 static size_t response_count, response_capacity;
 
 /* --- Memory kept until the end of the test -------------------------------- */
-
-static void *keep(void *memory)
-{
-    cr_assert_not_null(memory, "out of memory");
-    if (kept_count == kept_capacity) {
-        kept_capacity = kept_capacity ? kept_capacity * 2 : 64;
-        kept = realloc(kept, kept_capacity * sizeof(*kept));
-        cr_assert_not_null(kept, "out of memory");
-    }
-    kept[kept_count++] = memory;
-    return memory;
-}
-
-static char *format_kept(const char *format, ...)
-{
-    va_list arguments;
-    va_start(arguments, format);
-    char *text = NULL;
-    int length = vasprintf(&text, format, arguments);
-    va_end(arguments);
-    cr_assert_geq(length, 0, "out of memory");
-    return keep(text);
-}
 
 /* Returns `len` bytes made of `pattern` repeated, NUL-terminated. The
  * pattern is only cut at the end when `len` is not a multiple of it. */
@@ -155,210 +106,80 @@ static http_response *new_response(void)
     return response;
 }
 
-static void release_kept(void)
+static void release_responses(void)
 {
     for (size_t i = 0; i < response_count; i++) {
-        json_decref(responses[i]->json);
-        free(responses[i]->body);
+        http_response_release(responses[i]);
         free(responses[i]);
     }
     free(responses);
     responses = NULL;
     response_count = response_capacity = 0;
-
-    for (size_t i = 0; i < kept_count; i++)
-        free(kept[i]);
-    free(kept);
-    kept = NULL;
-    kept_count = kept_capacity = 0;
 }
 
 /* --- HTTP with libcurl ----------------------------------------------------- */
 
-static size_t on_body(char *data, size_t size, size_t count, void *user)
+/* Starts a transfer of `request` to the gateway, for send_request or curl
+ * multi. */
+static http_transfer prepare_transfer(const gateway_request *request)
 {
-    http_response *response = user;
-    size_t len = size * count;
-    char *grown = realloc(response->body, response->body_len + len + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + response->body_len, data, len);
-    response->body = grown;
-    response->body_len += len;
-    response->body[response->body_len] = '\0';
-    return len;
-}
-
-static void trim(const char **start, size_t *len)
-{
-    while (*len && (**start == ' ' || **start == '\t')) {
-        (*start)++;
-        (*len)--;
-    }
-    while (*len &&
-           ((*start)[*len - 1] == ' ' || (*start)[*len - 1] == '\t' || (*start)[*len - 1] == '\r' || (*start)[*len - 1] == '\n'))
-        (*len)--;
-}
-
-static size_t on_header(char *data, size_t size, size_t count, void *user)
-{
-    http_response *response = user;
-    size_t len = size * count;
-
-    /* A status line starts the headers of a response: forget those of an
-     * interim one. */
-    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        response->header_count = 0;
-        return len;
-    }
-    const char *colon = memchr(data, ':', len);
-    if (!colon || response->header_count == MAX_HEADERS)
-        return len;
-
-    const char *name = data;
-    size_t name_len = (size_t)(colon - data);
-    const char *value = colon + 1;
-    size_t value_len = len - name_len - 1;
-    trim(&name, &name_len);
-    trim(&value, &value_len);
-
-    http_header *header = &response->headers[response->header_count++];
-    snprintf(header->name, sizeof(header->name), "%.*s", (int)name_len, name);
-    snprintf(header->value, sizeof(header->value), "%.*s", (int)value_len, value);
-    return len;
-}
-
-/* Returns the value of the `index`th header called `name` (any case), or
- * NULL when there are fewer. */
-static const char *header_at(const http_response *response, const char *name, size_t index)
-{
-    for (size_t i = 0; i < response->header_count; i++)
-        if (strcasecmp(response->headers[i].name, name) == 0 && index-- == 0)
-            return response->headers[i].value;
-    return NULL;
-}
-
-static const char *header_value(const http_response *response, const char *name)
-{
-    return header_at(response, name, 0);
-}
-
-static size_t header_count(const http_response *response, const char *name)
-{
-    size_t count = 0;
-    while (header_at(response, name, count))
-        count++;
-    return count;
-}
-
-/* Returns whether a comma-separated header value lists `token` (any case). */
-static bool list_has_token(const char *list, const char *token)
-{
-    size_t token_len = strlen(token);
-    for (const char *item = list; item && *item;) {
-        item += strspn(item, " \t");
-        size_t item_len = strcspn(item, ",");
-        size_t trimmed_len = item_len;
-        while (trimmed_len && (item[trimmed_len - 1] == ' ' || item[trimmed_len - 1] == '\t'))
-            trimmed_len--;
-        if (trimmed_len == token_len && strncasecmp(item, token, token_len) == 0)
-            return true;
-        item += item_len + (item[item_len] == ',');
-    }
-    return false;
-}
-
-static const char *method_of(const http_request *request)
-{
-    if (request->method)
-        return request->method;
-    return request->body ? "POST" : "GET";
-}
-
-static transfer prepare_transfer(const http_request *request)
-{
-    transfer started = {.curl = curl_easy_init(), .response = new_response()};
-    cr_assert_not_null(started.curl, "curl_easy_init failed");
-    http_response *response = started.response;
-    const char *method = method_of(request);
-    snprintf(response->description, sizeof(response->description), "%s %.160s", method, request->path);
-
-    char *url = format_kept("%s%s", gateway.url, request->path);
-    curl_easy_setopt(started.curl, CURLOPT_URL, url);
-    curl_easy_setopt(started.curl, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(started.curl, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-    curl_easy_setopt(started.curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(started.curl, CURLOPT_WRITEDATA, response);
-    curl_easy_setopt(started.curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(started.curl, CURLOPT_HEADERDATA, response);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(started.curl, CURLOPT_NOBODY, 1L);
-    else
-        curl_easy_setopt(started.curl, CURLOPT_CUSTOMREQUEST, method);
-    if (request->body) {
-        curl_easy_setopt(started.curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->body_len);
-        curl_easy_setopt(started.curl, CURLOPT_POSTFIELDS, request->body);
-    }
-
     /* "Expect:" stops curl from waiting for "100 Continue" before a large
      * body, which would only slow the tests down. */
-    struct curl_slist *list = curl_slist_append(NULL, "Expect:");
+    const char *lines[MAX_REQUEST_HEADERS + 4] = {"Expect:"};
+    size_t line_count = 1;
     if (request->body)
-        list = curl_slist_append(list, "Content-Type: application/json");
+        lines[line_count++] = "Content-Type: application/json";
     if (request->org_key && !*request->org_key)
-        list = curl_slist_append(list, "x-org-key;");
+        lines[line_count++] = "x-org-key;";
     else if (request->org_key)
-        list = curl_slist_append(list, format_kept("x-org-key: %s", request->org_key));
+        lines[line_count++] = format_kept("x-org-key: %s", request->org_key);
     for (size_t i = 0; i < MAX_REQUEST_HEADERS && request->headers[i]; i++)
-        list = curl_slist_append(list, request->headers[i]);
-    cr_assert_not_null(list, "out of memory");
-    curl_easy_setopt(started.curl, CURLOPT_HTTPHEADER, list);
-    started.header_list = list;
-    started.started_ms = hv_time_monotonic_ms();
+        lines[line_count++] = request->headers[i];
+
+    http_transfer started;
+    http_response *response = new_response();
+    int prepared = http_transfer_start(&started,
+                                       &(http_request){.method = request->method,
+                                                       .url = format_kept("%s%s", gateway.url, request->path),
+                                                       .body = request->body,
+                                                       .body_len = request->body_len,
+                                                       .headers = lines,
+                                                       .timeout_ms = REQUEST_TIMEOUT_MS},
+                                       response);
+    cr_assert_eq(prepared, 0, "%s", response->error);
     return started;
 }
 
-/* Reads the status, parses the body and frees the curl handle. */
-static http_response *finish_transfer(transfer *done, CURLcode code)
+/* Reads the status and frees the curl handle. */
+static http_response *finish_transfer(http_transfer *done, CURLcode code)
 {
     http_response *response = done->response;
-    response->elapsed_ms = hv_time_monotonic_ms() - done->started_ms;
-    curl_easy_getinfo(done->curl, CURLINFO_RESPONSE_CODE, &response->status);
-    curl_easy_cleanup(done->curl);
-    curl_slist_free_all(done->header_list);
-    done->curl = NULL;
-    done->header_list = NULL;
-    cr_assert(eq(int, code, CURLE_OK), "%s failed: %s", response->description, curl_easy_strerror(code));
-
-    if (!response->body)
-        response->body = calloc(1, 1);
-    cr_assert_not_null(response->body, "out of memory");
-    if (response->body_len)
-        response->json = json_loadb(response->body, response->body_len, 0, NULL);
+    http_transfer_finish(done, code);
+    cr_assert(response->completed, "%s failed: %s", response->description, response->error);
     return response;
 }
 
-static http_response *send_request(const http_request *request)
+static http_response *send_request(const gateway_request *request)
 {
-    transfer started = prepare_transfer(request);
+    http_transfer started = prepare_transfer(request);
     CURLcode code = curl_easy_perform(started.curl);
     return finish_transfer(&started, code);
 }
 
 static http_response *get(const char *path, const char *org_key)
 {
-    return send_request(&(http_request){.path = path, .org_key = org_key});
+    return send_request(&(gateway_request){.path = path, .org_key = org_key});
 }
 
 static http_response *post(const char *path, const char *org_key, const char *body)
 {
     return send_request(
-        &(http_request){.method = "POST", .path = path, .org_key = org_key, .body = body, .body_len = body ? strlen(body) : 0});
+        &(gateway_request){.method = "POST", .path = path, .org_key = org_key, .body = body, .body_len = body ? strlen(body) : 0});
 }
 
 static http_response *post_bytes(const char *path, const char *org_key, const char *body, size_t body_len)
 {
-    return send_request(&(http_request){.path = path, .org_key = org_key, .body = body, .body_len = body_len});
+    return send_request(&(gateway_request){.path = path, .org_key = org_key, .body = body, .body_len = body_len});
 }
 
 static const char *messages_path(const char *conversation_id)
@@ -376,13 +197,13 @@ static const char *conversation_path(const char *conversation_id)
 /* Checks what every response of the gateway carries. */
 static void expect_common_headers(const http_response *response)
 {
-    cr_assert(eq(sz, header_count(response, "x-request-id"), 1), "%s: x-request-id headers", response->description);
-    cr_assert(ne(str, (char *)header_value(response, "x-request-id"), ""), "%s: empty x-request-id", response->description);
+    cr_assert(eq(sz, http_header_count(response, "x-request-id"), 1), "%s: x-request-id headers", response->description);
+    cr_assert(ne(str, (char *)http_header_value(response, "x-request-id"), ""), "%s: empty x-request-id", response->description);
     if (!any_origin_allowed)
         return;
-    cr_assert(eq(sz, header_count(response, "access-control-allow-origin"), 1), "%s: access-control-allow-origin headers",
+    cr_assert(eq(sz, http_header_count(response, "access-control-allow-origin"), 1), "%s: access-control-allow-origin headers",
               response->description);
-    cr_assert(eq(str, (char *)header_value(response, "access-control-allow-origin"), "*"), "%s", response->description);
+    cr_assert(eq(str, (char *)http_header_value(response, "access-control-allow-origin"), "*"), "%s", response->description);
 }
 
 static void expect_status(const http_response *response, long status)
@@ -395,12 +216,13 @@ static void expect_status(const http_response *response, long status)
 static json_t *expect_json(const http_response *response, long status)
 {
     cr_assert(eq(long, response->status, status), "%s: body %.400s", response->description, response->body);
-    const char *type = header_value(response, "content-type");
+    const char *type = http_header_value(response, "content-type");
     cr_assert_not_null(type, "%s: no content-type", response->description);
     cr_assert(eq(str, (char *)type, JSON_CONTENT_TYPE), "%s", response->description);
-    cr_assert_not_null(response->json, "%s: the body is not JSON: %.400s", response->description, response->body);
+    json_t *parsed = keep_json(json_loadb(response->body, response->body_len, 0, NULL));
+    cr_assert_not_null(parsed, "%s: the body is not JSON: %.400s", response->description, response->body);
     expect_common_headers(response);
-    return response->json;
+    return parsed;
 }
 
 static bool has_json_type(const json_t *value, json_type type)
@@ -590,36 +412,16 @@ static http_response *post_until_created(const char *path, const char *org_key, 
     }
 }
 
-/* Waits until GET /health returns 200, which shows that the gateway's
- * ZeroMQ socket has connected to the store. */
-static void wait_for_gateway_to_reach_store(void)
-{
-    int64_t deadline = hv_time_monotonic_ms() + RECOVERY_TIMEOUT_MS;
-    while (get("/health", NULL)->status != 200)
-        cr_assert_lt(hv_time_monotonic_ms(), deadline, "the gateway did not reach the store within %d ms", RECOVERY_TIMEOUT_MS);
-}
-
 /* --- Raw sockets, for clients that hang up ------------------------------------ */
 
 static int connect_to_gateway(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0, "socket failed: %s", strerror(errno));
-    struct sockaddr_in address = {
-        .sin_family = AF_INET, .sin_port = htons((uint16_t)gateway.port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof(address)), 0, "connecting to the gateway failed: %s",
-                 strerror(errno));
-    return fd;
+    return service_connect(&gateway);
 }
 
 static void send_text(int fd, const char *text)
 {
-    size_t len = strlen(text);
-    for (size_t sent = 0; sent < len;) {
-        ssize_t written = send(fd, text + sent, len - sent, MSG_NOSIGNAL);
-        cr_assert_gt(written, 0, "sending to the gateway failed: %s", strerror(errno));
-        sent += (size_t)written;
-    }
+    service_send(&gateway, fd, text, strlen(text));
 }
 
 /* Sends a whole request, which must ask for "Connection: close", and
@@ -770,7 +572,7 @@ static void start_gateway(const char *const *extra_env, bool allows_any_origin)
 {
     any_origin_allowed = allows_any_origin;
     gateway_start(&gateway, &store, extra_env);
-    wait_for_gateway_to_reach_store();
+    gateway_wait_for_store(&gateway, RECOVERY_TIMEOUT_MS);
 }
 
 /* Replaces the running gateway with one started with `extra_env`.
@@ -778,7 +580,7 @@ static void start_gateway(const char *const *extra_env, bool allows_any_origin)
 static void restart_gateway(const char *const *extra_env, bool allows_any_origin)
 {
     if (gateway.pid > 0)
-        cr_assert(eq(int, gateway_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
+        cr_assert(eq(int, service_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
     start_gateway(extra_env, allows_any_origin);
 }
 
@@ -800,12 +602,9 @@ static void stop_services(void)
     listener_close(&listener);
     release_row_lock();
     thaw_store();
-    if (gateway.pid > 0)
-        cr_expect(eq(int, gateway_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
-    if (store.pid > 0)
-        cr_expect(eq(int, store_stop(&store), 0), "helvino-store did not exit 0 on SIGTERM; see %s", store.log_path);
-    else
-        store_stop(&store);
+    service_expect_clean_stop(&gateway);
+    store_expect_clean_stop(&store);
+    release_responses();
     release_kept();
     curl_global_cleanup();
 }
@@ -896,16 +695,18 @@ Test(routing, other_method_gets_405_with_allow)
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        http_response *response = send_request(&(http_request){.method = cases[i].method, .path = cases[i].path, .org_key = key_a});
+        http_response *response =
+            send_request(&(gateway_request){.method = cases[i].method, .path = cases[i].path, .org_key = key_a});
         json_t *body = expect_json(response, 405);
         cr_assert(has_json_type(json_object_get(body, "error"), JSON_STRING), "%s: no error message", response->description);
 
-        const char *allow = header_value(response, "allow");
+        const char *allow = http_header_value(response, "allow");
         cr_assert_not_null(allow, "%s: no Allow header", response->description);
         for (size_t j = 0; j < 2 && cases[i].allowed[j]; j++)
-            cr_assert(list_has_token(allow, cases[i].allowed[j]), "%s: Allow \"%s\" lacks %s", response->description, allow,
+            cr_assert(http_list_has_token(allow, cases[i].allowed[j]), "%s: Allow \"%s\" lacks %s", response->description, allow,
                       cases[i].allowed[j]);
-        cr_assert(not(list_has_token(allow, cases[i].method)), "%s: Allow \"%s\" lists the method", response->description, allow);
+        cr_assert(not(http_list_has_token(allow, cases[i].method)), "%s: Allow \"%s\" lists the method", response->description,
+                  allow);
     }
 }
 
@@ -929,7 +730,7 @@ static size_t scoped_routes(scoped_route routes[4], const char *conversation_id)
 
 static http_response *send_scoped(const scoped_route *route, const char *org_key, const char *header, const char *second_header)
 {
-    http_request request = {
+    gateway_request request = {
         .method = route->method,
         .path = route->path,
         .org_key = org_key,
@@ -1019,11 +820,11 @@ Test(auth, padded_key_is_valid)
     const char *padded = format_kept("x-org-key: \t %s \t", key_a);
     const char *conversation_id = create_conversation_over_http(key_a);
 
-    http_response *created = send_request(&(http_request){.method = "POST", .path = "/conversations", .headers = {padded}});
+    http_response *created = send_request(&(gateway_request){.method = "POST", .path = "/conversations", .headers = {padded}});
     expect_json(created, 201);
-    json_t *list = expect_json(send_request(&(http_request){.path = "/conversations", .headers = {padded}}), 200);
+    json_t *list = expect_json(send_request(&(gateway_request){.path = "/conversations", .headers = {padded}}), 200);
     cr_assert(eq(sz, json_array_size(list), 2));
-    expect_json(send_request(&(http_request){.path = conversation_path(conversation_id), .headers = {padded}}), 200);
+    expect_json(send_request(&(gateway_request){.path = conversation_path(conversation_id), .headers = {padded}}), 200);
 
     /* curl may trim the value itself, so send the padding byte for byte. */
     const char *reply = raw_exchange(
@@ -1038,7 +839,7 @@ Test(auth, padded_key_is_valid)
 
 Test(conversations, create_returns_id_and_created_at)
 {
-    const http_request requests[] = {
+    const gateway_request requests[] = {
         {.method = "POST", .path = "/conversations", .org_key = key_a},
         {.method = "POST", .path = "/conversations", .org_key = key_a, .body = "", .body_len = 0},
         {.method = "POST", .path = "/conversations", .org_key = key_a, .body = "{}", .body_len = 2},
@@ -1095,7 +896,7 @@ Test(conversations, list_returns_newest_updated_first)
     cr_assert(has_json_type(list, JSON_ARRAY));
     cr_assert(eq(sz, json_array_size(list), 3), "listed: %s", listed_ids(list));
     cr_assert(eq(str, (char *)string_field(json_array_get(list, 0), "id"), (char *)first), "listed: %s", listed_ids(list));
-    cr_assert(eq(sz, header_count(response, "x-next-cursor"), 0), "a single page has a cursor");
+    cr_assert(eq(sz, http_header_count(response, "x-next-cursor"), 0), "a single page has a cursor");
 
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *conversation = json_array_get(list, i);
@@ -1126,10 +927,10 @@ Test(conversations, limit_must_be_1_to_200)
 
     http_response *one = get("/conversations?limit=1", key_a);
     cr_assert(eq(sz, json_array_size(expect_json(one, 200)), 1));
-    cr_assert(eq(sz, header_count(one, "x-next-cursor"), 1), "a page with more after it has no cursor");
+    cr_assert(eq(sz, http_header_count(one, "x-next-cursor"), 1), "a page with more after it has no cursor");
     http_response *largest = get("/conversations?limit=200", key_a);
     cr_assert(eq(sz, json_array_size(expect_json(largest, 200)), 2));
-    cr_assert(eq(sz, header_count(largest, "x-next-cursor"), 0));
+    cr_assert(eq(sz, http_header_count(largest, "x-next-cursor"), 0));
 }
 
 /* Follows x-next-cursor from `first_path` to the last page and returns
@@ -1150,11 +951,11 @@ static const char *walk_pages(const char *first_path, size_t page_size, size_t *
         const char *ids = listed_ids(page);
         all_ids = *all_ids ? format_kept("%s,%s", all_ids, ids) : format_kept("%s", ids);
 
-        const char *cursor = header_value(response, "x-next-cursor");
+        const char *cursor = http_header_value(response, "x-next-cursor");
         if (!cursor)
             return all_ids;
         cr_assert(eq(sz, json_array_size(page), page_size), "a page before the last one is not full");
-        cr_assert(eq(sz, header_count(response, "x-next-cursor"), 1));
+        cr_assert(eq(sz, http_header_count(response, "x-next-cursor"), 1));
 
         /* A client percent-encodes the cursor as any query value. */
         char *escaped = curl_easy_escape(NULL, cursor, 0);
@@ -1442,11 +1243,11 @@ Test(messages, body_over_limit_gets_413)
 
     /* Without Content-Length the size is only known once the body is in. */
     const char *chunked_body = body_of_length(2 * DEFAULT_MAX_BODY_BYTES);
-    http_response *chunked = send_request(&(http_request){.path = path,
-                                                          .org_key = key_a,
-                                                          .body = chunked_body,
-                                                          .body_len = strlen(chunked_body),
-                                                          .headers = {"Transfer-Encoding: chunked"}});
+    http_response *chunked = send_request(&(gateway_request){.path = path,
+                                                             .org_key = key_a,
+                                                             .body = chunked_body,
+                                                             .body_len = strlen(chunked_body),
+                                                             .headers = {"Transfer-Encoding: chunked"}});
     expect_error(chunked, 413, "Request body too large");
     cr_assert(eq(i64, (int64_t)message_count(conversation_id, key_a), 1));
 }
@@ -1641,10 +1442,10 @@ Test(messages, concurrent_posts_all_get_201)
     CURLM *multi = curl_multi_init();
     cr_assert_not_null(multi);
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)CONCURRENT_POSTS);
-    transfer *transfers = keep(calloc(CONCURRENT_POSTS, sizeof(*transfers)));
+    http_transfer *transfers = keep(calloc(CONCURRENT_POSTS, sizeof(*transfers)));
     for (size_t i = 0; i < CONCURRENT_POSTS; i++) {
         const char *body = format_kept("{\"role\":\"user\",\"content\":\"concurrent %zu\"}", i);
-        transfers[i] = prepare_transfer(&(http_request){.path = path, .org_key = key_a, .body = body, .body_len = strlen(body)});
+        transfers[i] = prepare_transfer(&(gateway_request){.path = path, .org_key = key_a, .body = body, .body_len = strlen(body)});
         curl_easy_setopt(transfers[i].curl, CURLOPT_PRIVATE, (void *)&transfers[i]);
         cr_assert_eq(curl_multi_add_handle(multi, transfers[i].curl), CURLM_OK);
     }
@@ -1662,7 +1463,7 @@ Test(messages, concurrent_posts_all_get_201)
                 continue;
             char *private_data = NULL;
             curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &private_data);
-            transfer *done = (transfer *)private_data;
+            http_transfer *done = (http_transfer *)private_data;
             CURLcode code = message->data.result;
             curl_multi_remove_handle(multi, done->curl);
             finish_transfer(done, code);
@@ -1771,7 +1572,7 @@ Test(cors, preflight_lists_methods_and_headers)
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        http_response *response = send_request(&(http_request){
+        http_response *response = send_request(&(gateway_request){
             .method = "OPTIONS",
             .path = cases[i].path,
             .headers = {"Origin: https://widget.example", format_kept("Access-Control-Request-Method: %s", cases[i].methods[0]),
@@ -1780,18 +1581,18 @@ Test(cors, preflight_lists_methods_and_headers)
         expect_status(response, 204);
         cr_assert(eq(sz, response->body_len, 0), "%s: the preflight has a body", response->description);
 
-        const char *methods = header_value(response, "access-control-allow-methods");
+        const char *methods = http_header_value(response, "access-control-allow-methods");
         cr_assert_not_null(methods, "%s: no access-control-allow-methods", response->description);
         for (size_t m = 0; m < 2 && cases[i].methods[m]; m++)
-            cr_assert(list_has_token(methods, cases[i].methods[m]), "%s: methods \"%s\" lack %s", response->description, methods,
-                      cases[i].methods[m]);
+            cr_assert(http_list_has_token(methods, cases[i].methods[m]), "%s: methods \"%s\" lack %s", response->description,
+                      methods, cases[i].methods[m]);
 
-        const char *headers = header_value(response, "access-control-allow-headers");
+        const char *headers = http_header_value(response, "access-control-allow-headers");
         cr_assert_not_null(headers, "%s: no access-control-allow-headers", response->description);
-        cr_assert(list_has_token(headers, "x-org-key"), "%s: headers \"%s\"", response->description, headers);
-        cr_assert(list_has_token(headers, "content-type"), "%s: headers \"%s\"", response->description, headers);
+        cr_assert(http_list_has_token(headers, "x-org-key"), "%s: headers \"%s\"", response->description, headers);
+        cr_assert(http_list_has_token(headers, "content-type"), "%s: headers \"%s\"", response->description, headers);
 
-        const char *max_age = header_value(response, "access-control-max-age");
+        const char *max_age = http_header_value(response, "access-control-max-age");
         cr_assert_not_null(max_age, "%s: no access-control-max-age", response->description);
         cr_assert(gt(int, atoi(max_age), 0), "%s: max age \"%s\"", response->description, max_age);
     }
@@ -1801,7 +1602,7 @@ Test(cors, every_response_allows_any_origin)
 {
     const char *conversation_id = create_conversation_over_http(key_a);
     const char *origin = "Origin: https://widget.example";
-    const http_request requests[] = {
+    const gateway_request requests[] = {
         {.path = "/", .headers = {origin}},
         {.path = "/conversations", .org_key = key_a, .headers = {origin}},
         {.method = "POST", .path = "/conversations", .org_key = key_a, .headers = {origin}},
@@ -1816,7 +1617,7 @@ Test(cors, every_response_allows_any_origin)
     for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
         http_response *response = send_request(&requests[i]);
         expect_json(response, statuses[i]);
-        cr_assert(eq(str, (char *)header_value(response, "access-control-allow-origin"), "*"), "%s", response->description);
+        cr_assert(eq(str, (char *)http_header_value(response, "access-control-allow-origin"), "*"), "%s", response->description);
     }
 }
 
@@ -1826,8 +1627,9 @@ Test(cors, every_response_allows_any_origin)
 static void expect_origin_handling(const char *origin, bool allowed)
 {
     const char *origin_header = format_kept("Origin: %s", origin);
-    http_response *listed = send_request(&(http_request){.path = "/conversations", .org_key = key_a, .headers = {origin_header}});
-    http_response *preflight = send_request(&(http_request){
+    http_response *listed =
+        send_request(&(gateway_request){.path = "/conversations", .org_key = key_a, .headers = {origin_header}});
+    http_response *preflight = send_request(&(gateway_request){
         .method = "OPTIONS", .path = "/conversations", .headers = {origin_header, "Access-Control-Request-Method: POST"}});
     expect_json(listed, 200);
     expect_status(preflight, 204);
@@ -1836,12 +1638,13 @@ static void expect_origin_handling(const char *origin, bool allowed)
     for (size_t i = 0; i < 2; i++) {
         http_response *response = responses_to_check[i];
         if (!allowed) {
-            cr_assert(eq(sz, header_count(response, "access-control-allow-origin"), 0), "%s from %s: allowed origin \"%s\"",
-                      response->description, origin, header_value(response, "access-control-allow-origin"));
+            cr_assert(eq(sz, http_header_count(response, "access-control-allow-origin"), 0), "%s from %s: allowed origin \"%s\"",
+                      response->description, origin, http_header_value(response, "access-control-allow-origin"));
             continue;
         }
-        cr_assert(eq(sz, header_count(response, "access-control-allow-origin"), 1), "%s from %s", response->description, origin);
-        cr_assert(eq(str, (char *)header_value(response, "access-control-allow-origin"), (char *)origin), "%s",
+        cr_assert(eq(sz, http_header_count(response, "access-control-allow-origin"), 1), "%s from %s", response->description,
+                  origin);
+        cr_assert(eq(str, (char *)http_header_value(response, "access-control-allow-origin"), (char *)origin), "%s",
                   response->description);
     }
 }
@@ -1859,7 +1662,7 @@ Test(cors, only_configured_origin_is_allowed)
 
     http_response *no_origin = get("/conversations", key_a);
     expect_json(no_origin, 200);
-    cr_assert(eq(sz, header_count(no_origin, "access-control-allow-origin"), 0));
+    cr_assert(eq(sz, http_header_count(no_origin, "access-control-allow-origin"), 0));
 }
 
 Test(cors, each_origin_of_a_list_is_allowed)
@@ -1880,7 +1683,7 @@ Test(request_id, safe_client_id_is_echoed)
     const char *ids[] = {"abc", "req-123_ABC.def:ghi", repeat_to_length("r", 128), "0"};
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         const char *header = format_kept("x-request-id: %s", ids[i]);
-        const http_request requests[] = {
+        const gateway_request requests[] = {
             {.path = "/health", .headers = {header}},
             {.path = "/conversations", .headers = {header}},
             {.path = "/nope", .headers = {header}},
@@ -1889,7 +1692,7 @@ Test(request_id, safe_client_id_is_echoed)
         for (size_t r = 0; r < sizeof(requests) / sizeof(requests[0]); r++) {
             http_response *response = send_request(&requests[r]);
             expect_common_headers(response);
-            cr_assert(eq(str, (char *)header_value(response, "x-request-id"), (char *)ids[i]), "%s", response->description);
+            cr_assert(eq(str, (char *)http_header_value(response, "x-request-id"), (char *)ids[i]), "%s", response->description);
         }
     }
 }
@@ -1906,9 +1709,9 @@ Test(request_id, missing_or_unsafe_id_is_replaced)
     http_response *second = get("/health", NULL);
     expect_json(first, 200);
     expect_json(second, 200);
-    const char *first_id = header_value(first, "x-request-id");
+    const char *first_id = http_header_value(first, "x-request-id");
     cr_assert(is_safe_request_id(first_id), "generated id \"%s\"", first_id);
-    cr_assert(ne(str, (char *)first_id, (char *)header_value(second, "x-request-id")), "two requests got the same id");
+    cr_assert(ne(str, (char *)first_id, (char *)http_header_value(second, "x-request-id")), "two requests got the same id");
 
     const char *unsafe[] = {"x-request-id;",
                             "x-request-id: has space",
@@ -1918,9 +1721,9 @@ Test(request_id, missing_or_unsafe_id_is_replaced)
                             "x-request-id: caf\xc3\xa9",
                             format_kept("x-request-id: %s", repeat_to_length("r", 129))};
     for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++) {
-        http_response *response = send_request(&(http_request){.path = "/health", .headers = {unsafe[i]}});
+        http_response *response = send_request(&(gateway_request){.path = "/health", .headers = {unsafe[i]}});
         expect_json(response, 200);
-        const char *id = header_value(response, "x-request-id");
+        const char *id = http_header_value(response, "x-request-id");
         cr_assert(is_safe_request_id(id), "sent \"%s\", got \"%s\"", unsafe[i], id);
         const char *sent = strchr(unsafe[i], ':') ? strchr(unsafe[i], ':') + 2 : "";
         cr_assert(ne(str, (char *)id, (char *)sent), "the unsafe id was echoed");
@@ -1930,16 +1733,16 @@ Test(request_id, missing_or_unsafe_id_is_replaced)
 Test(request_id, access_log_line_names_the_id)
 {
     const char *given = format_kept("trace-%d-%lld", (int)getpid(), (long long)hv_time_monotonic_ms());
-    http_response *echoed = send_request(&(http_request){
+    http_response *echoed = send_request(&(gateway_request){
         .method = "POST", .path = "/conversations", .org_key = key_a, .headers = {format_kept("x-request-id: %s", given)}});
     expect_json(echoed, 201);
-    cr_assert(gateway_wait_for_log(&gateway, format_kept("request_id=%s ", given), 5000),
+    cr_assert(service_wait_for_log(&gateway, format_kept("request_id=%s ", given), 5000),
               "the gateway logged no line with request_id=%s; see %s", given, gateway.log_path);
 
     http_response *generated = get("/conversations", key_a);
     expect_json(generated, 200);
-    const char *generated_id = header_value(generated, "x-request-id");
-    cr_assert(gateway_wait_for_log(&gateway, format_kept("request_id=%s ", generated_id), 5000),
+    const char *generated_id = http_header_value(generated, "x-request-id");
+    cr_assert(service_wait_for_log(&gateway, format_kept("request_id=%s ", generated_id), 5000),
               "the gateway logged no line with the generated request_id=%s; see %s", generated_id, gateway.log_path);
 }
 
@@ -1949,21 +1752,21 @@ Test(request_id, store_log_names_the_id)
     cr_assert(eq(int, store_stop(&store), 0));
     static const char *const env[] = {"HELVINO_STORE_STATEMENT_TIMEOUT_MS=300", NULL};
     store_restart(&store, env);
-    wait_for_gateway_to_reach_store();
+    gateway_wait_for_store(&gateway, RECOVERY_TIMEOUT_MS);
 
     const char *conversation_id = create_conversation_over_http(key_a);
     lock_conversation_row(conversation_id);
     const char *given = format_kept("slow-%d-%lld", (int)getpid(), (long long)hv_time_monotonic_ms());
     const char *body = "{\"role\":\"user\",\"content\":\"waits for the lock\"}";
-    http_response *response = send_request(&(http_request){.path = messages_path(conversation_id),
-                                                           .org_key = key_a,
-                                                           .body = body,
-                                                           .body_len = strlen(body),
-                                                           .headers = {format_kept("x-request-id: %s", given)}});
+    http_response *response = send_request(&(gateway_request){.path = messages_path(conversation_id),
+                                                              .org_key = key_a,
+                                                              .body = body,
+                                                              .body_len = strlen(body),
+                                                              .headers = {format_kept("x-request-id: %s", given)}});
     release_row_lock();
 
     expect_error(response, 503, "Store unavailable");
-    cr_assert(eq(str, (char *)header_value(response, "x-request-id"), (char *)given));
+    cr_assert(eq(str, (char *)http_header_value(response, "x-request-id"), (char *)given));
     cr_assert(store_wait_for_log(&store, format_kept("request_id=%s", given), 5000),
               "the store logged no line with request_id=%s; see %s", given, store.log_path);
 }
@@ -1974,7 +1777,7 @@ Test(request_id, store_log_names_the_id)
 static void expect_store_unavailable(const char *conversation_id)
 {
     const char *body = "{\"role\":\"user\",\"content\":\"while the store is away\"}";
-    const http_request requests[] = {
+    const gateway_request requests[] = {
         {.method = "POST", .path = "/conversations", .org_key = key_a},
         {.path = "/conversations", .org_key = key_a},
         {.path = conversation_path(conversation_id), .org_key = key_a},
@@ -2005,7 +1808,7 @@ static void expect_store_back(const char *conversation_id, pid_t gateway_pid)
     json_t *health = expect_json(get("/health", NULL), 200);
     cr_assert(eq(str, (char *)string_field(health, "store"), "ok"));
 
-    cr_assert(gateway_is_running(&gateway), "the gateway exited; see %s", gateway.log_path);
+    cr_assert(service_is_running(&gateway), "the gateway exited; see %s", gateway.log_path);
     cr_assert(eq(int, gateway.pid, gateway_pid), "the gateway was restarted");
 }
 
@@ -2045,7 +1848,7 @@ Test(store_outage, frozen_store_gives_503_at_timeout)
 
 Test(store_outage, gateway_started_before_store_recovers)
 {
-    cr_assert(eq(int, gateway_stop(&gateway), 0));
+    cr_assert(eq(int, service_stop(&gateway), 0));
     char conversation_id[37];
     create_conversation(&store, org_a, conversation_id);
     cr_assert(eq(int, store_stop(&store), 0));
@@ -2071,11 +1874,11 @@ static void drive_multi(void *data)
 
 static void expect_gateway_healthy(const char *conversation_id, json_int_t messages_before)
 {
-    cr_assert(gateway_is_running(&gateway), "the gateway exited; see %s", gateway.log_path);
+    cr_assert(service_is_running(&gateway), "the gateway exited; see %s", gateway.log_path);
     expect_json(get("/health", NULL), 200);
     add_message(conversation_id, key_a, "user", "after the hang-up");
     cr_assert(eq(i64, (int64_t)message_count(conversation_id, key_a), (int64_t)messages_before + 1));
-    cr_assert(gateway_is_running(&gateway), "the gateway exited; see %s", gateway.log_path);
+    cr_assert(service_is_running(&gateway), "the gateway exited; see %s", gateway.log_path);
 }
 
 Test(hangup, close_mid_request_is_harmless)
@@ -2106,7 +1909,7 @@ Test(hangup, close_mid_request_is_harmless)
     }
 
     expect_gateway_healthy(conversation_id, 0);
-    cr_assert(eq(int, gateway_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
+    cr_assert(eq(int, service_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
 }
 
 Test(hangup, close_during_slow_store_is_harmless)
@@ -2124,7 +1927,7 @@ Test(hangup, close_during_slow_store_is_harmless)
     wait_for_message_count_in_store(org_a, conversation_id, 1);
 
     expect_gateway_healthy(conversation_id, 1);
-    cr_assert(eq(int, gateway_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
+    cr_assert(eq(int, service_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
 }
 
 Test(hangup, close_during_frozen_store_is_harmless)
@@ -2150,7 +1953,7 @@ Test(hangup, close_during_frozen_store_is_harmless)
     wait_for_message_count_in_store(org_a, conversation_id, 1);
 
     expect_gateway_healthy(conversation_id, 1);
-    cr_assert(eq(int, gateway_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
+    cr_assert(eq(int, service_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
 }
 
 Test(hangup, http2_close_during_slow_store_is_harmless)
@@ -2163,8 +1966,8 @@ Test(hangup, http2_close_during_slow_store_is_harmless)
     lock_conversation_row(conversation_id);
 
     const char *body = "{\"role\":\"user\",\"content\":\"the HTTP/2 client left\"}";
-    transfer abandoned = prepare_transfer(
-        &(http_request){.path = messages_path(conversation_id), .org_key = key_a, .body = body, .body_len = strlen(body)});
+    http_transfer abandoned = prepare_transfer(
+        &(gateway_request){.path = messages_path(conversation_id), .org_key = key_a, .body = body, .body_len = strlen(body)});
     curl_easy_setopt(abandoned.curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
     CURLM *multi = curl_multi_init();
     cr_assert_not_null(multi);
@@ -2172,8 +1975,7 @@ Test(hangup, http2_close_during_slow_store_is_harmless)
     wait_for_lock_waiter(drive_multi, multi);
 
     curl_multi_remove_handle(multi, abandoned.curl);
-    curl_easy_cleanup(abandoned.curl);
-    curl_slist_free_all(abandoned.header_list);
+    http_transfer_finish(&abandoned, CURLE_ABORTED_BY_CALLBACK);
     curl_multi_cleanup(multi);
 
     /* The close reached the gateway before this request's connection was
@@ -2185,7 +1987,7 @@ Test(hangup, http2_close_during_slow_store_is_harmless)
     wait_for_message_count_in_store(org_a, conversation_id, 1);
 
     expect_gateway_healthy(conversation_id, 1);
-    cr_assert(eq(int, gateway_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
+    cr_assert(eq(int, service_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
 }
 
 /* --- Shutdown ------------------------------------------------------------------------ */
@@ -2196,17 +1998,17 @@ Test(shutdown, request_in_flight_finishes_after_sigterm)
     lock_conversation_row(conversation_id);
 
     const char *body = "{\"role\":\"user\",\"content\":\"sent before SIGTERM\"}";
-    transfer in_flight = prepare_transfer(
-        &(http_request){.path = messages_path(conversation_id), .org_key = key_a, .body = body, .body_len = strlen(body)});
+    http_transfer in_flight = prepare_transfer(
+        &(gateway_request){.path = messages_path(conversation_id), .org_key = key_a, .body = body, .body_len = strlen(body)});
     CURLM *multi = curl_multi_init();
     cr_assert_not_null(multi);
     cr_assert_eq(curl_multi_add_handle(multi, in_flight.curl), CURLM_OK);
     wait_for_lock_waiter(drive_multi, multi);
 
-    gateway_terminate(&gateway);
-    cr_assert(gateway_wait_for_log(&gateway, "shutdown requested", 5000), "the gateway did not log the SIGTERM; see %s",
+    service_terminate(&gateway);
+    cr_assert(service_wait_for_log(&gateway, "shutdown requested", 5000), "the gateway did not log the SIGTERM; see %s",
               gateway.log_path);
-    cr_assert(gateway_is_running(&gateway), "the gateway exited with a request in flight; see %s", gateway.log_path);
+    cr_assert(service_is_running(&gateway), "the gateway exited with a request in flight; see %s", gateway.log_path);
     release_row_lock();
 
     int running = 1;
@@ -2225,6 +2027,6 @@ Test(shutdown, request_in_flight_finishes_after_sigterm)
 
     json_t *added = expect_json(response, 201);
     cr_assert(eq(str, (char *)string_field(added, "content"), "sent before SIGTERM"));
-    cr_assert(eq(int, gateway_wait_exit(&gateway, EXIT_TIMEOUT_MS), 0), "helvino-gateway did not exit 0; see %s", gateway.log_path);
+    cr_assert(eq(int, service_wait_exit(&gateway, EXIT_TIMEOUT_MS), 0), "helvino-gateway did not exit 0; see %s", gateway.log_path);
     cr_assert(eq(llong, message_count_in_store(org_a, conversation_id), 1));
 }

@@ -6,6 +6,8 @@
  * shutdown with forwarded requests open, and HELVINO_REALTIME_URL checks. */
 #include "gateway_fixture.h"
 #include "harness.h"
+#include "http_client.h"
+#include "http_head.h"
 #include "hv_time.h"
 #include "realtime_stub.h"
 
@@ -50,28 +52,11 @@
 #define WEBSOCKET_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define WEBSOCKET_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
-#define MAX_HEADERS 32
 #define MAX_RESPONSES 64
 #define MAX_OPEN_SOCKETS 16
 #define ECHO_CHUNK_BYTES 16384
 #define LARGE_BODY_BYTES (300 * 1024)
 #define BULK_BYTES (256 * 1024)
-
-typedef struct {
-    char name[64];
-    char value[512];
-} http_header;
-
-typedef struct {
-    CURLcode code;
-    long status;
-    long http_version; /* CURL_HTTP_VERSION_1_1 or CURL_HTTP_VERSION_2_0 */
-    char *body;        /* NUL-terminated */
-    size_t body_len;
-    http_header headers[MAX_HEADERS];
-    size_t header_count;
-    int64_t elapsed_ms;
-} http_response;
 
 /* A response head read from a raw socket, and the bytes that came after it
  * in the same reads. */
@@ -83,7 +68,7 @@ typedef struct {
 } raw_head;
 
 static store_fixture store;
-static gateway_fixture gateway;
+static service_fixture gateway;
 static realtime_stub *stub;
 static int stub_port;
 static char stub_url_variable[64];
@@ -97,60 +82,6 @@ static size_t open_socket_count;
 
 /* --- HTTP with libcurl ----------------------------------------------------- */
 
-static size_t on_body(char *data, size_t size, size_t count, void *user)
-{
-    http_response *response = user;
-    size_t len = size * count;
-    char *grown = realloc(response->body, response->body_len + len + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + response->body_len, data, len);
-    response->body = grown;
-    response->body_len += len;
-    response->body[response->body_len] = '\0';
-    return len;
-}
-
-/* Keeps each "Name: value" line, trimmed. Status lines have no colon. */
-static size_t on_header(char *data, size_t size, size_t count, void *user)
-{
-    http_response *response = user;
-    size_t len = size * count;
-    const char *colon = memchr(data, ':', len);
-    if (!colon || response->header_count == MAX_HEADERS)
-        return len;
-
-    http_header *header = &response->headers[response->header_count++];
-    snprintf(header->name, sizeof(header->name), "%.*s", (int)(colon - data), data);
-    const char *value = colon + 1;
-    size_t value_len = len - (size_t)(value - data);
-    while (value_len && (*value == ' ' || *value == '\t')) {
-        value++;
-        value_len--;
-    }
-    while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n' || value[value_len - 1] == ' '))
-        value_len--;
-    snprintf(header->value, sizeof(header->value), "%.*s", (int)value_len, value);
-    return len;
-}
-
-static const char *header_value(const http_response *response, const char *name)
-{
-    for (size_t i = 0; i < response->header_count; i++) {
-        if (strcasecmp(response->headers[i].name, name) == 0)
-            return response->headers[i].value;
-    }
-    return NULL;
-}
-
-static size_t header_count(const http_response *response, const char *name)
-{
-    size_t count = 0;
-    for (size_t i = 0; i < response->header_count; i++)
-        count += strcasecmp(response->headers[i].name, name) == 0;
-    return count;
-}
-
 /* Sends a request to the gateway. A NULL `body` sends none, and `headers` is
  * NULL or a NULL-terminated list of "Name: value" lines. */
 static http_response *send_request(const char *method, const char *path, const char *body, size_t body_len,
@@ -161,37 +92,15 @@ static http_response *send_request(const char *method, const char *path, const c
 
     char url[2048];
     snprintf(url, sizeof(url), "%s%s", gateway.url, path);
-    CURL *curl = curl_easy_init();
-    cr_assert_not_null(curl, "curl_easy_init failed");
-    struct curl_slist *header_list = NULL;
-    for (const char *const *line = headers; line && *line; line++)
-        header_list = curl_slist_append(header_list, *line);
-
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)REQUEST_TIMEOUT_MS);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, http_version);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, response);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, response);
-    if (body) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    }
-
-    int64_t started_ms = hv_time_monotonic_ms();
-    response->code = curl_easy_perform(curl);
-    response->elapsed_ms = hv_time_monotonic_ms() - started_ms;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
-    curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &response->http_version);
-    curl_slist_free_all(header_list);
-    curl_easy_cleanup(curl);
-    cr_assert_eq(response->code, CURLE_OK, "%s %s failed: %s", method, path, curl_easy_strerror(response->code));
-    if (!response->body)
-        response->body = calloc(1, 1);
+    http_send(&(http_request){.method = method,
+                              .url = url,
+                              .body = body,
+                              .body_len = body_len,
+                              .headers = headers,
+                              .timeout_ms = REQUEST_TIMEOUT_MS,
+                              .http_version = http_version},
+              response);
+    cr_assert(response->completed, "%s %s failed: %s", method, path, response->error);
     cr_assert_not_null(response->body, "out of memory");
     return response;
 }
@@ -222,7 +131,7 @@ static void expect_forwarded(const http_response *response, const char *path, co
 {
     expect_status(response, 200, description);
     expect_body(response, body, strlen(body), description);
-    const char *target = header_value(response, STUB_TARGET_HEADER);
+    const char *target = http_header_value(response, STUB_TARGET_HEADER);
     cr_assert_not_null(target, "%s did not reach the stub: no %s header", description, STUB_TARGET_HEADER);
     cr_assert(eq(str, (char *)target, (char *)path), "request target that the stub received for %s", description);
 }
@@ -233,7 +142,7 @@ static void expect_api_not_found(const char *path, int stub_requests_before)
     http_response *response = get(path, NULL);
     expect_status(response, 404, path);
     cr_assert(eq(str, response->body, "{\"error\":\"Not found\"}"), "body of GET %s", path);
-    cr_assert_not_null(header_value(response, "x-request-id"), "GET %s has no x-request-id, so the API did not answer", path);
+    cr_assert_not_null(http_header_value(response, "x-request-id"), "GET %s has no x-request-id, so the API did not answer", path);
     cr_assert(eq(int, realtime_stub_request_count(stub), stub_requests_before), "requests the stub got after GET %s", path);
 }
 
@@ -242,23 +151,9 @@ static void expect_api_not_found(const char *path, int stub_requests_before)
 static int connect_to_gateway(void)
 {
     cr_assert_lt(open_socket_count, MAX_OPEN_SOCKETS, "a test opened more than %d sockets", MAX_OPEN_SOCKETS);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0, "socket failed: %s", strerror(errno));
+    int fd = service_connect(&gateway);
     open_sockets[open_socket_count++] = fd;
-    struct sockaddr_in address = {
-        .sin_family = AF_INET, .sin_port = htons((uint16_t)gateway.port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof(address)), 0, "connecting to the gateway failed: %s",
-                 strerror(errno));
     return fd;
-}
-
-static void send_bytes(int fd, const char *data, size_t len)
-{
-    for (size_t sent = 0; sent < len;) {
-        ssize_t written = send(fd, data + sent, len - sent, MSG_NOSIGNAL);
-        cr_assert_gt(written, 0, "sending to the gateway failed: %s", strerror(errno));
-        sent += (size_t)written;
-    }
 }
 
 /* Reads what has arrived on a socket or a pipe, waiting up to the deadline
@@ -319,17 +214,7 @@ static void receive_head(int fd, raw_head *head)
 /* Finds a header in a raw head. Returns its value, copied into `out`, or NULL. */
 static const char *raw_header(const raw_head *head, const char *name, char *out, size_t out_size)
 {
-    size_t name_len = strlen(name);
-    for (const char *line = strstr(head->head, "\r\n"); line && line[2] != '\r'; line = strstr(line + 2, "\r\n")) {
-        const char *start = line + 2;
-        if (strncasecmp(start, name, name_len) != 0 || start[name_len] != ':')
-            continue;
-        const char *value = start + name_len + 1;
-        value += strspn(value, " \t");
-        snprintf(out, out_size, "%.*s", (int)strcspn(value, "\r"), value);
-        return out;
-    }
-    return NULL;
+    return http_head_find_header(head->head, name, out, out_size) ? out : NULL;
 }
 
 /* Reads the rest of a response body of `len` bytes after its head. */
@@ -367,7 +252,7 @@ static int send_upgrade(const char *connection, raw_head *head)
                        "Connection: %s\r\nSec-WebSocket-Key: " WEBSOCKET_KEY "\r\nSec-WebSocket-Version: 13\r\n"
                        "Origin: " STUB_ALLOWED_ORIGIN "\r\n\r\n",
                        connection);
-    send_bytes(fd, request, (size_t)len);
+    service_send(&gateway, fd, request, (size_t)len);
     receive_head(fd, head);
     return fd;
 }
@@ -393,7 +278,7 @@ static void expect_echo(int fd, const char *data, size_t len)
     static char echoed[ECHO_CHUNK_BYTES];
     for (size_t offset = 0; offset < len; offset += ECHO_CHUNK_BYTES) {
         size_t chunk = len - offset < ECHO_CHUNK_BYTES ? len - offset : ECHO_CHUNK_BYTES;
-        send_bytes(fd, data + offset, chunk);
+        service_send(&gateway, fd, data + offset, chunk);
         size_t received = receive_exactly(fd, echoed, chunk, REQUEST_TIMEOUT_MS);
         cr_assert(eq(sz, received, chunk), "bytes echoed at offset %zu", offset);
         cr_assert(eq(int, memcmp(echoed, data + offset, chunk), 0), "the bytes echoed at offset %zu differ from those sent",
@@ -414,20 +299,6 @@ static void wait_for_stub_requests(int count)
     }
 }
 
-/* Waits until GET /health returns 200, which shows that the gateway's
- * ZeroMQ socket has connected to the store. */
-static void wait_for_gateway_to_reach_store(void)
-{
-    int64_t deadline_ms = hv_time_monotonic_ms() + STORE_REACH_TIMEOUT_MS;
-    while (get("/health", NULL)->status != 200) {
-        cr_assert_lt(hv_time_monotonic_ms(), deadline_ms, "the gateway did not reach the store within %d ms",
-                     STORE_REACH_TIMEOUT_MS);
-        response_count--;
-        free(responses[response_count].body);
-        memset(&responses[response_count], 0, sizeof(responses[response_count]));
-    }
-}
-
 /* --- Fixture ----------------------------------------------------------------- */
 
 static void start_services(void)
@@ -444,22 +315,18 @@ static void start_services(void)
     snprintf(stub_url_variable, sizeof(stub_url_variable), "HELVINO_REALTIME_URL=http://127.0.0.1:%d", stub_port);
     const char *env[] = {stub_url_variable, "HELVINO_ACCESS_LOG=true", SHUTDOWN_TIMEOUT_VARIABLE, NULL};
     gateway_start(&gateway, &store, env);
-    wait_for_gateway_to_reach_store();
+    gateway_wait_for_store(&gateway, STORE_REACH_TIMEOUT_MS);
 }
 
 static void stop_services(void)
 {
     while (open_socket_count > 0)
         close(open_sockets[--open_socket_count]);
-    if (gateway.pid > 0)
-        cr_expect(eq(int, gateway_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
+    service_expect_clean_stop(&gateway);
     realtime_stub_stop(&stub);
-    if (store.pid > 0)
-        cr_expect(eq(int, store_stop(&store), 0), "helvino-store did not exit 0 on SIGTERM; see %s", store.log_path);
-    else
-        store_stop(&store);
+    store_expect_clean_stop(&store);
     for (size_t i = 0; i < response_count; i++)
-        free(responses[i].body);
+        http_response_release(&responses[i]);
     memset(responses, 0, sizeof(responses));
     response_count = 0;
     curl_global_cleanup();
@@ -491,7 +358,7 @@ Test(polling, service_status_and_body_pass_through)
 
     expect_status(response, 400, "a GET with an unknown session");
     expect_body(response, STUB_UNKNOWN_SID_BODY, strlen(STUB_UNKNOWN_SID_BODY), "a GET with an unknown session");
-    cr_assert(eq(str, (char *)header_value(response, "content-type"), "text/plain; charset=UTF-8"), "content-type");
+    cr_assert(eq(str, (char *)http_header_value(response, "content-type"), "text/plain; charset=UTF-8"), "content-type");
 }
 
 Test(polling, cors_left_to_service)
@@ -500,11 +367,11 @@ Test(polling, cors_left_to_service)
     http_response *response = get("/socket.io/?EIO=4&transport=polling", headers);
 
     expect_status(response, 200, "a cross-origin polling GET");
-    cr_assert(eq(sz, header_count(response, "access-control-allow-origin"), 1), "access-control-allow-origin headers");
-    cr_assert(eq(str, (char *)header_value(response, "access-control-allow-origin"), STUB_ALLOWED_ORIGIN),
+    cr_assert(eq(sz, http_header_count(response, "access-control-allow-origin"), 1), "access-control-allow-origin headers");
+    cr_assert(eq(str, (char *)http_header_value(response, "access-control-allow-origin"), STUB_ALLOWED_ORIGIN),
               "the gateway allows every origin for its API; the service's answer must pass unchanged");
-    cr_assert_null(header_value(response, "access-control-expose-headers"), "the API's CORS header was added");
-    cr_assert_null(header_value(response, "x-request-id"), "the API's x-request-id was added");
+    cr_assert_null(http_header_value(response, "access-control-expose-headers"), "the API's CORS header was added");
+    cr_assert_null(http_header_value(response, "x-request-id"), "the API's x-request-id was added");
 }
 
 Test(polling, post_body_reaches_service)
@@ -538,9 +405,9 @@ Test(polling, preflight_answered_by_service)
         send_request("OPTIONS", "/socket.io/?EIO=4&transport=polling", NULL, 0, headers, CURL_HTTP_VERSION_1_1);
 
     expect_status(response, 204, "the preflight");
-    cr_assert(eq(str, (char *)header_value(response, "access-control-allow-methods"), "GET, POST"),
+    cr_assert(eq(str, (char *)http_header_value(response, "access-control-allow-methods"), "GET, POST"),
               "access-control-allow-methods, which the stub sets");
-    cr_assert_not_null(header_value(response, STUB_TARGET_HEADER), "the preflight did not reach the stub");
+    cr_assert_not_null(http_header_value(response, STUB_TARGET_HEADER), "the preflight did not reach the stub");
 }
 
 Test(polling, http2_request_reaches_service)
@@ -653,11 +520,11 @@ Test(outage, stopped_service_gives_5xx_quickly)
 
     expect_status(get("/health", NULL), 200, "GET /health while the service is stopped");
     expect_status(get("/conversations", with_key), 200, "GET /conversations while the service is stopped");
-    cr_assert(gateway_wait_for_log(&gateway, "real-time service unreachable", LOG_TIMEOUT_MS),
+    cr_assert(service_wait_for_log(&gateway, "real-time service unreachable", LOG_TIMEOUT_MS),
               "no log line about the unreachable service; see %s", gateway.log_path);
-    cr_assert(eq(int, gateway_log_count(&gateway, "real-time service unreachable"), 1),
+    cr_assert(eq(int, service_log_count(&gateway, "real-time service unreachable"), 1),
               "lines about the unreachable service after 5 failures; see %s", gateway.log_path);
-    cr_assert(gateway_is_running(&gateway), "the gateway exited; see %s", gateway.log_path);
+    cr_assert(service_is_running(&gateway), "the gateway exited; see %s", gateway.log_path);
 }
 
 Test(outage, service_back_is_reached_again)
@@ -669,9 +536,9 @@ Test(outage, service_back_is_reached_again)
     cr_assert_not_null(stub, "restarting the stub on port %d failed: %s", stub_port, strerror(errno));
     const char *path = "/socket.io/?EIO=4&transport=polling";
     expect_forwarded(get(path, NULL), path, STUB_POLL_BODY, "the polling GET after the service came back");
-    cr_assert(gateway_wait_for_log(&gateway, "real-time service reachable again", LOG_TIMEOUT_MS),
+    cr_assert(service_wait_for_log(&gateway, "real-time service reachable again", LOG_TIMEOUT_MS),
               "no log line about the service coming back; see %s", gateway.log_path);
-    cr_assert(eq(int, gateway_log_count(&gateway, "failed_requests=1"), 1), "failed requests counted; see %s", gateway.log_path);
+    cr_assert(eq(int, service_log_count(&gateway, "failed_requests=1"), 1), "failed requests counted; see %s", gateway.log_path);
 }
 
 /* --- Shutdown ------------------------------------------------------------------ */
@@ -681,8 +548,8 @@ Test(shutdown, open_websocket_does_not_delay_exit)
     int fd = open_websocket("Upgrade");
     expect_echo(fd, "before SIGTERM", 14);
 
-    gateway_terminate(&gateway);
-    cr_assert(eq(int, gateway_wait_exit(&gateway, PROMPT_EXIT_MS), 0),
+    service_terminate(&gateway);
+    cr_assert(eq(int, service_wait_exit(&gateway, PROMPT_EXIT_MS), 0),
               "the gateway did not exit 0 within %d ms with a WebSocket open; see %s", PROMPT_EXIT_MS, gateway.log_path);
     cr_assert(wait_for_close(fd, REQUEST_TIMEOUT_MS), "the WebSocket stayed open after the gateway exited");
 }
@@ -696,11 +563,11 @@ Test(shutdown, long_poll_does_not_delay_exit)
         snprintf(request, sizeof(request),
                  "GET /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: 127.0.0.1\r\n" STUB_DELAY_HEADER ": %d\r\n\r\n",
                  LONG_POLL_DELAY_MS);
-    send_bytes(fd, request, (size_t)len);
+    service_send(&gateway, fd, request, (size_t)len);
     wait_for_stub_requests(before + 1);
 
-    gateway_terminate(&gateway);
-    cr_assert(eq(int, gateway_wait_exit(&gateway, PROMPT_EXIT_MS), 0),
+    service_terminate(&gateway);
+    cr_assert(eq(int, service_wait_exit(&gateway, PROMPT_EXIT_MS), 0),
               "the gateway did not exit 0 within %d ms with a long-polling GET open; see %s", PROMPT_EXIT_MS, gateway.log_path);
     raw_head head;
     receive_head(fd, &head);
@@ -717,11 +584,11 @@ Test(shutdown, post_in_flight_is_answered)
                        "POST /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: 127.0.0.1\r\n" STUB_DELAY_HEADER
                        ": %d\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: %zu\r\n\r\n%s",
                        POST_DELAY_MS, strlen(body), body);
-    send_bytes(fd, request, (size_t)len);
+    service_send(&gateway, fd, request, (size_t)len);
     wait_for_stub_requests(before + 1);
 
-    gateway_terminate(&gateway);
-    cr_assert(gateway_wait_for_log(&gateway, "realtime_in_flight=1", LOG_TIMEOUT_MS),
+    service_terminate(&gateway);
+    cr_assert(service_wait_for_log(&gateway, "realtime_in_flight=1", LOG_TIMEOUT_MS),
               "the shutdown line does not count the POST; see %s", gateway.log_path);
     raw_head head;
     receive_head(fd, &head);
@@ -729,7 +596,7 @@ Test(shutdown, post_in_flight_is_answered)
     char echoed[256] = {0};
     receive_body(fd, &head, echoed, strlen(body));
     cr_assert(eq(str, echoed, (char *)body), "body of the POST in flight at SIGTERM");
-    cr_assert(eq(int, gateway_wait_exit(&gateway, PROMPT_EXIT_MS), 0), "exit status after the POST; see %s", gateway.log_path);
+    cr_assert(eq(int, service_wait_exit(&gateway, PROMPT_EXIT_MS), 0), "exit status after the POST; see %s", gateway.log_path);
 }
 
 /* --- HELVINO_REALTIME_URL ------------------------------------------------------ */

@@ -7,6 +7,7 @@
 #include "gateway_fixture.h"
 #include "harness.h"
 #include "hv_time.h"
+#include "kept_memory.h"
 #include "realtime_fixture.h"
 #include "ws_client.h"
 
@@ -68,58 +69,13 @@ static const char *const unreachable_store_env[] = {"HELVINO_REALTIME_PING_INTER
                                                     "HELVINO_REALTIME_PING_TIMEOUT_MS=5000", "HELVINO_STORE_TIMEOUT_MS=500", NULL};
 
 static store_fixture store;
-static gateway_fixture gateway;
-static realtime_fixture realtime;
+static service_fixture gateway;
+static service_fixture realtime;
 static char org_a[80], org_b[80];
 static char key_a[96], key_b[96];
 static bool store_frozen;
 
 /* --- Memory kept until the end of the test --------------------------------- */
-
-/* Everything a test allocates is freed by the suite's fini, so that a failed
- * assertion in the middle of a test leaks nothing. */
-static void **kept;
-static size_t kept_count, kept_capacity;
-static json_t **kept_json;
-static size_t kept_json_count, kept_json_capacity;
-
-static void *keep(void *memory)
-{
-    cr_assert_not_null(memory, "out of memory");
-    if (kept_count == kept_capacity) {
-        kept_capacity = kept_capacity ? kept_capacity * 2 : 256;
-        kept = realloc(kept, kept_capacity * sizeof(*kept));
-        cr_assert_not_null(kept, "out of memory");
-    }
-    kept[kept_count++] = memory;
-    return memory;
-}
-
-static json_t *keep_json(json_t *value)
-{
-    if (!value)
-        return NULL;
-    if (kept_json_count == kept_json_capacity) {
-        kept_json_capacity = kept_json_capacity ? kept_json_capacity * 2 : 256;
-        kept_json = realloc(kept_json, kept_json_capacity * sizeof(*kept_json));
-        cr_assert_not_null(kept_json, "out of memory");
-    }
-    kept_json[kept_json_count++] = value;
-    return value;
-}
-
-static char *format_kept(const char *format, ...) __attribute__((format(printf, 1, 2)));
-
-static char *format_kept(const char *format, ...)
-{
-    va_list arguments;
-    va_start(arguments, format);
-    char *text = NULL;
-    int length = vasprintf(&text, format, arguments);
-    va_end(arguments);
-    cr_assert_geq(length, 0, "out of memory");
-    return keep(text);
-}
 
 static char *copy_kept(const char *bytes, size_t len)
 {
@@ -155,24 +111,9 @@ static const char *string_member(const json_t *object, const char *key, const ch
     return value;
 }
 
-static http_result *new_http_result(void)
+static http_response *new_http_response(void)
 {
-    return keep(calloc(1, sizeof(http_result)));
-}
-
-static void release_kept(void)
-{
-    for (size_t i = 0; i < kept_json_count; i++)
-        json_decref(kept_json[i]);
-    free(kept_json);
-    kept_json = NULL;
-    kept_json_count = kept_json_capacity = 0;
-
-    for (size_t i = 0; i < kept_count; i++)
-        free(kept[i]);
-    free(kept);
-    kept = NULL;
-    kept_count = kept_capacity = 0;
+    return keep(calloc(1, sizeof(http_response)));
 }
 
 /* --- Raw JSON spans ------------------------------------------------------------ */
@@ -271,47 +212,22 @@ static void expect_same_bytes(text_span actual, const char *expected, const char
 
 /* --- The gateway over HTTP ------------------------------------------------------ */
 
-static size_t on_gateway_body(char *data, size_t size, size_t count, void *user)
-{
-    http_result *result = user;
-    size_t len = size * count;
-    char *grown = realloc(result->body, result->body_len + len + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + result->body_len, data, len);
-    result->body = grown;
-    result->body_len += len;
-    result->body[result->body_len] = '\0';
-    return len;
-}
-
 /* POSTs a JSON body to the gateway with x-org-key and returns the response
  * body after checking that the status is 201. */
 static const char *post_to_gateway(const char *path, const char *org_key, const char *body)
 {
-    http_result result = {0};
-    CURL *curl = curl_easy_init();
-    cr_assert_not_null(curl, "curl_easy_init failed");
-    char *url = format_kept("%s%s", gateway.url, path);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_gateway_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &result);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
-    struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    headers = curl_slist_append(headers, format_kept("x-org-key: %s", org_key));
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    CURLcode code = curl_easy_perform(curl);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.status);
-    curl_easy_cleanup(curl);
-    curl_slist_free_all(headers);
-
-    char *response = keep(result.body ? result.body : calloc(1, 1));
-    cr_assert(eq(int, code, CURLE_OK), "POST %s failed: %s", path, curl_easy_strerror(code));
-    cr_assert(eq(long, result.status, 201), "POST %s: body %.300s", path, response);
-    return response;
+    const char *headers[] = {"Expect:", "Content-Type: application/json", format_kept("x-org-key: %s", org_key), NULL};
+    http_response *result = new_http_response();
+    http_send(&(http_request){.url = format_kept("%s%s", gateway.url, path),
+                              .body = body ? body : "",
+                              .body_len = body ? strlen(body) : 0,
+                              .headers = headers,
+                              .timeout_ms = REQUEST_TIMEOUT_MS},
+              result);
+    keep(result->body);
+    cr_assert(result->completed, "POST %s failed: %s", path, result->error);
+    cr_assert(eq(long, result->status, 201), "POST %s: body %.300s", path, result->body);
+    return result->body;
 }
 
 typedef struct {
@@ -440,7 +356,7 @@ static void send_packet(rt_client *client, const char *packet)
                   ws_last_error(client->ws));
         return;
     }
-    http_result *result = new_http_result();
+    http_response *result = new_http_response();
     polling_post(&client->session, packet, strlen(packet), result);
     keep(result->body);
     cr_assert(result->completed, "%s: POST %s failed: %s", client->label, packet, result->error);
@@ -462,7 +378,7 @@ static void queue_packet(rt_client *client, const char *packet)
  * are not queued: one pong replies to them after the whole payload. */
 static void poll_once(rt_client *client)
 {
-    http_result *result = new_http_result();
+    http_response *result = new_http_response();
     polling_get(&client->session, REQUEST_TIMEOUT_MS, result);
     keep(result->body);
     cr_assert(result->completed, "%s: GET failed: %s", client->label, result->error);
@@ -588,7 +504,7 @@ static session_end wait_for_end(rt_client *client, int timeout_ms)
         if (strcmp(client->queued[client->queued_first + i], "1") == 0)
             end = (session_end){.ended = true, .how = "a queued close packet"};
     while (!end.ended && hv_time_monotonic_ms() - started < timeout_ms) {
-        http_result *result = new_http_result();
+        http_response *result = new_http_response();
         polling_get(&client->session, REQUEST_TIMEOUT_MS, result);
         keep(result->body);
         cr_assert(result->completed, "%s: GET failed: %s", client->label, result->error);
@@ -623,9 +539,9 @@ static void close_client(rt_client *client)
         ws_destroy(&client->ws);
         return;
     }
-    http_result closed;
+    http_response closed;
     polling_post(&client->session, "1", 1, &closed);
-    http_result_release(&closed);
+    http_response_release(&closed);
 }
 
 /* --- Events ------------------------------------------------------------------------- */
@@ -780,7 +696,7 @@ typedef struct {
     bool running;
     char url[192];
     http_progress progress;
-    http_result result;
+    http_response result;
 } pending_get;
 
 static pending_get pending;
@@ -788,7 +704,7 @@ static pending_get pending;
 static void *run_pending_get(void *data)
 {
     pending_get *get = data;
-    http_exchange_watched(get->url, NULL, 0, REQUEST_TIMEOUT_MS, &get->progress, &get->result);
+    polling_exchange(get->url, NULL, 0, REQUEST_TIMEOUT_MS, &get->progress, &get->result);
     return NULL;
 }
 
@@ -818,7 +734,7 @@ static void start_pending_get(const polling_session *session)
 
 /* Waits for the pending GET to finish and returns its result. The GET has
  * its own timeout, so the join is bounded. */
-static http_result *finish_pending_get(void)
+static http_response *finish_pending_get(void)
 {
     pthread_join(pending.thread, NULL);
     pending.running = false;
@@ -856,25 +772,6 @@ static void start_realtime(const char *const *env)
     wait_for_realtime_to_reach_store();
 }
 
-/* Waits until GET /health returns 200: helvino-gateway serves HTTP before
- * its ZeroMQ connection to the store is up, and returns 503 until then. */
-static void wait_for_gateway_to_reach_store(void)
-{
-    int64_t deadline = hv_time_monotonic_ms() + STORE_REACH_TIMEOUT_MS;
-    for (;;) {
-        http_result health;
-        http_exchange(format_kept("%s/health", gateway.url), NULL, 0, REQUEST_TIMEOUT_MS, &health);
-        long status = health.status;
-        http_result_release(&health);
-        if (status == 200)
-            return;
-        cr_assert_lt(hv_time_monotonic_ms(), deadline, "helvino-gateway did not reach the store within %d ms",
-                     STORE_REACH_TIMEOUT_MS);
-        struct timespec pause = {.tv_nsec = 20 * 1000 * 1000};
-        nanosleep(&pause, NULL);
-    }
-}
-
 static void start_store_and_gateway(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -884,7 +781,7 @@ static void start_store_and_gateway(void)
     snprintf(key_a, sizeof(key_a), "key-%s", org_a);
     snprintf(key_b, sizeof(key_b), "key-%s", org_b);
     gateway_start(&gateway, &store, NULL);
-    wait_for_gateway_to_reach_store();
+    gateway_wait_for_store(&gateway, STORE_REACH_TIMEOUT_MS);
 }
 
 static void start_default(void)
@@ -930,20 +827,15 @@ static void stop_services(void)
     store_frozen = false;
     if (pending.running) {
         pthread_join(pending.thread, NULL);
-        http_result_release(&pending.result);
+        http_response_release(&pending.result);
         pending.running = false;
     }
     release_clients();
     bystander = watcher = NULL;
 
-    if (realtime.pid > 0)
-        cr_expect(eq(int, realtime_stop(&realtime), 0), "helvino-realtime did not exit 0 on SIGTERM; see %s", realtime.log_path);
-    if (gateway.pid > 0)
-        cr_expect(eq(int, gateway_stop(&gateway), 0), "helvino-gateway did not exit 0 on SIGTERM; see %s", gateway.log_path);
-    if (store.pid > 0)
-        cr_expect(eq(int, store_stop(&store), 0), "helvino-store did not exit 0 on SIGTERM; see %s", store.log_path);
-    else
-        store_stop(&store);
+    service_expect_clean_stop(&realtime);
+    service_expect_clean_stop(&gateway);
+    store_expect_clean_stop(&store);
     release_kept();
     curl_global_cleanup();
 }
@@ -962,14 +854,16 @@ TestSuite(shutdown, .init = start_long_ping, .fini = stop_services, .timeout = 6
 
 Test(handshake, polling_open_packet_offers_websocket)
 {
-    http_result *response = new_http_result();
+    http_response *response = new_http_response();
     polling_session session;
     char error[256];
     int opened = polling_open(&session, realtime.url, response, error, sizeof(error));
     keep(response->body);
     cr_assert(eq(int, opened, 0), "%s", error);
 
-    cr_assert(eq(int, strncmp(response->content_type, "text/plain", 10), 0), "content-type is \"%s\"", response->content_type);
+    const char *content_type = http_header_value(response, "content-type");
+    cr_assert_not_null(content_type, "the response has no content-type");
+    cr_assert(eq(int, strncmp(content_type, "text/plain", 10), 0), "content-type is \"%s\"", content_type);
     expect_valid_sid(session.open.sid, "the sid");
     cr_assert(eq(int, session.open.key_count, 5), "the open packet has other keys than expected: %s", response->body);
     cr_assert(eq(int, session.open.upgrade_count, 1), "%s", response->body);
@@ -1000,8 +894,8 @@ Test(handshake, websocket_open_packet_has_no_upgrades)
 /* Sends GET to `query` under /socket.io/ and checks the 400 error body. */
 static void expect_bad_request(const char *query, const char *expected_body)
 {
-    http_result *result = new_http_result();
-    http_exchange(format_kept("%s/socket.io/%s", realtime.url, query), NULL, 0, REQUEST_TIMEOUT_MS, result);
+    http_response *result = new_http_response();
+    polling_exchange(format_kept("%s/socket.io/%s", realtime.url, query), NULL, 0, REQUEST_TIMEOUT_MS, NULL, result);
     keep(result->body);
     cr_assert(result->completed, "GET %s failed: %s", query, result->error);
     cr_assert(eq(long, result->status, 400), "GET %s: body %s", query, result->body);
@@ -1020,9 +914,9 @@ Test(handshake, unknown_sid_gets_400_code_1)
     expect_valid_sid(bystanding->session.sid, "the bystander's sid");
     char *near_sid = format_kept("%s", bystanding->session.sid);
     near_sid[19] = near_sid[19] == 'A' ? 'B' : 'A';
-    http_result *posted = new_http_result();
-    http_exchange(format_kept("%s/socket.io/?EIO=4&transport=polling&sid=%s", realtime.url, near_sid), "3", 1, REQUEST_TIMEOUT_MS,
-                  posted);
+    http_response *posted = new_http_response();
+    polling_exchange(format_kept("%s/socket.io/?EIO=4&transport=polling&sid=%s", realtime.url, near_sid), "3", 1,
+                     REQUEST_TIMEOUT_MS, NULL, posted);
     keep(posted->body);
     cr_assert(eq(long, posted->status, 400), "POST to an unknown sid: body %s", posted->body);
     cr_assert(eq(str, posted->body, UNKNOWN_SID_BODY));
@@ -1146,7 +1040,7 @@ Test(connect, polling_post_carries_joined_packets)
     /* socket.io-client sends what it has queued in one POST, here the pong
      * to the first ping and the CONNECT packet. */
     rt_client *client = open_client(POLLING);
-    http_result *pinged = new_http_result();
+    http_response *pinged = new_http_response();
     polling_get(&client->session, REQUEST_TIMEOUT_MS, pinged);
     keep(pinged->body);
     cr_assert(eq(long, pinged->status, 200), "GET: body %s", pinged->body);
@@ -1314,11 +1208,13 @@ Test(events, polling_payload_joins_packets)
     for (int i = 0; i < 4; i++)
         expect_message_event(witness, next_packet(witness), created.id, posted[i]);
 
-    http_result *result = new_http_result();
+    http_response *result = new_http_response();
     polling_get(&polled->session, REQUEST_TIMEOUT_MS, result);
     keep(result->body);
     cr_assert(eq(long, result->status, 200), "GET: body %s", result->body);
-    cr_assert(eq(int, strncmp(result->content_type, "text/plain", 10), 0), "content-type is \"%s\"", result->content_type);
+    const char *content_type = http_header_value(result, "content-type");
+    cr_assert_not_null(content_type, "the response has no content-type");
+    cr_assert(eq(int, strncmp(content_type, "text/plain", 10), 0), "content-type is \"%s\"", content_type);
     packet_span packets[16];
     size_t count = payload_split(result->body, result->body_len, packets, 16);
     cr_assert_leq(count, 16);
@@ -1395,7 +1291,7 @@ Test(upgrade, polling_session_moves_to_websocket)
     const char *probe_reply = next_packet(upgraded);
     cr_assert(eq(str, (char *)probe_reply, "3probe"), "the reply to the probe");
 
-    http_result *ended_poll = finish_pending_get();
+    http_response *ended_poll = finish_pending_get();
     cr_assert(eq(long, ended_poll->status, 200), "the pending GET during the upgrade: body %s", ended_poll->body);
     cr_assert(eq(str, ended_poll->body, "6"), "the pending GET during the upgrade");
 
@@ -1407,7 +1303,7 @@ Test(upgrade, polling_session_moves_to_websocket)
     post_message_seen_by(key_a, created.id, "after the upgrade", &upgraded, 1);
 
     /* The session has left polling. */
-    http_result *late_poll = new_http_result();
+    http_response *late_poll = new_http_response();
     polling_get(&polled->session, REQUEST_TIMEOUT_MS, late_poll);
     keep(late_poll->body);
     cr_assert(late_poll->completed, "GET after the upgrade failed: %s", late_poll->error);
@@ -1425,14 +1321,14 @@ Test(upgrade, websocket_sid_is_refused_elsewhere)
     const char *sid = direct->open.sid;
 
     const char *polling_target = format_kept("%s/socket.io/?EIO=4&transport=polling&sid=%s", realtime.url, sid);
-    http_result *polled = new_http_result();
-    http_exchange(polling_target, NULL, 0, REQUEST_TIMEOUT_MS, polled);
+    http_response *polled = new_http_response();
+    polling_exchange(polling_target, NULL, 0, REQUEST_TIMEOUT_MS, NULL, polled);
     keep(polled->body);
     cr_assert(polled->completed, "GET with a WebSocket sid failed: %s", polled->error);
     cr_assert(eq(long, polled->status, 400), "GET with a WebSocket sid: body %s", polled->body);
 
-    http_result *posted = new_http_result();
-    http_exchange(polling_target, "3", 1, REQUEST_TIMEOUT_MS, posted);
+    http_response *posted = new_http_response();
+    polling_exchange(polling_target, "3", 1, REQUEST_TIMEOUT_MS, NULL, posted);
     keep(posted->body);
     cr_assert(eq(long, posted->status, 400), "POST with a WebSocket sid: body %s", posted->body);
 
@@ -1542,7 +1438,7 @@ Test(bad_input, unmasked_frame_closes_session)
 static void check_bad_post(const char *payload, size_t len, const char *what)
 {
     rt_client *client = connected_client(POLLING, key_a, what);
-    http_result *result = new_http_result();
+    http_response *result = new_http_response();
     polling_post(&client->session, payload, len, result);
     keep(result->body);
     cr_assert(result->completed, "%s: the POST failed: %s", what, result->error);
@@ -1624,7 +1520,7 @@ Test(heartbeat, polling_answered_pings_keep_session)
     int pings = 0;
     int64_t deadline = hv_time_monotonic_ms() + 1500;
     while (hv_time_monotonic_ms() < deadline) {
-        http_result *result = new_http_result();
+        http_response *result = new_http_response();
         polling_get(&client->session, REQUEST_TIMEOUT_MS, result);
         keep(result->body);
         cr_assert(eq(long, result->status, 200), "GET: body %s", result->body);
@@ -1640,7 +1536,7 @@ Test(heartbeat, polling_answered_pings_keep_session)
 Test(heartbeat, polling_unanswered_ping_ends_session)
 {
     rt_client *client = connected_client(POLLING, key_a, NULL);
-    http_result *result = new_http_result();
+    http_response *result = new_http_response();
     polling_get(&client->session, REQUEST_TIMEOUT_MS, result);
     keep(result->body);
     cr_assert(eq(long, result->status, 200), "GET: body %s", result->body);
@@ -1730,14 +1626,14 @@ Test(shutdown, sigterm_sends_1001_and_exits_0)
     rt_client *polled = connected_client(POLLING, key_a, "the polling client");
     start_pending_get(&polled->session);
 
-    realtime_terminate(&realtime);
+    service_terminate(&realtime);
     rt_client *websockets[] = {joined, unjoined};
     for (size_t i = 0; i < 2; i++) {
         session_end end = expect_end(websockets[i], CLOSE_TIMEOUT_MS);
         cr_assert(eq(int, end.close_code, 1001), "%s: the close code", websockets[i]->label);
     }
 
-    http_result *poll = finish_pending_get();
+    http_response *poll = finish_pending_get();
     cr_assert(eq(long, poll->status, 200), "the pending GET at shutdown: body %s", poll->body);
     packet_span packets[16];
     size_t count = payload_split(poll->body, poll->body_len, packets, 16);
@@ -1746,7 +1642,7 @@ Test(shutdown, sigterm_sends_1001_and_exits_0)
         close_packet |= packets[i].len == 1 && packets[i].data[0] == '1';
     cr_assert(close_packet, "the pending GET at shutdown got no close packet: %s", poll->body);
 
-    int status = realtime_wait_exit(&realtime, 15000);
+    int status = service_wait_exit(&realtime, 15000);
     cr_assert(eq(int, status, 0), "helvino-realtime's exit status after SIGTERM; see %s", realtime.log_path);
     ws_handshake handshake;
     ws_client *late = ws_connect(realtime.port, WEBSOCKET_TARGET, NULL, &handshake);

@@ -3,14 +3,15 @@
  * libcurl. It checks what the server sends as strictly as RFC 6455 requires
  * of a client, so that a framing mistake of the server fails the test. */
 #include "ws_client.h"
+#include "http_head.h"
 #include "hv_time.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -29,9 +30,6 @@
  * without end. */
 #define MAX_RESPONSE_HEAD 16384
 #define MAX_MESSAGE_BYTES (64u * 1024 * 1024)
-
-/* The GUID that RFC 6455 (section 1.3) appends to the key before hashing. */
-#define WEBSOCKET_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct ws_client {
     int fd;
@@ -52,107 +50,7 @@ static void set_error(char *error, size_t size, const char *format, ...)
     va_end(arguments);
 }
 
-/* --- SHA-1 and base64, for Sec-WebSocket-Accept ------------------------------ */
-
-static uint32_t rotate_left(uint32_t value, int bits)
-{
-    return (value << bits) | (value >> (32 - bits));
-}
-
-static void sha1_block(uint32_t state[5], const uint8_t block[64])
-{
-    uint32_t words[80];
-    for (int i = 0; i < 16; i++)
-        words[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 | (uint32_t)block[4 * i + 2] << 8 |
-                   (uint32_t)block[4 * i + 3];
-    for (int i = 16; i < 80; i++)
-        words[i] = rotate_left(words[i - 3] ^ words[i - 8] ^ words[i - 14] ^ words[i - 16], 1);
-
-    uint32_t a = state[0], b = state[1], c = state[2], d = state[3], e = state[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t mixed, constant;
-        if (i < 20) {
-            mixed = (b & c) | (~b & d);
-            constant = 0x5A827999;
-        } else if (i < 40) {
-            mixed = b ^ c ^ d;
-            constant = 0x6ED9EBA1;
-        } else if (i < 60) {
-            mixed = (b & c) | (b & d) | (c & d);
-            constant = 0x8F1BBCDC;
-        } else {
-            mixed = b ^ c ^ d;
-            constant = 0xCA62C1D6;
-        }
-        uint32_t next = rotate_left(a, 5) + mixed + e + constant + words[i];
-        e = d;
-        d = c;
-        c = rotate_left(b, 30);
-        b = a;
-        a = next;
-    }
-    state[0] += a;
-    state[1] += b;
-    state[2] += c;
-    state[3] += d;
-    state[4] += e;
-}
-
-/* SHA-1 (FIPS 180-4) of a short input: the handshake hashes 60 bytes. */
-static void sha1(const uint8_t *data, size_t len, uint8_t digest[20])
-{
-    uint32_t state[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-    size_t offset = 0;
-    for (; len - offset >= 64; offset += 64)
-        sha1_block(state, data + offset);
-
-    /* The padding: 0x80, zeros, then the length in bits, big-endian, which
-     * takes one or two more blocks. */
-    uint8_t tail[128] = {0};
-    size_t rest = len - offset;
-    memcpy(tail, data + offset, rest);
-    tail[rest] = 0x80;
-    size_t tail_len = rest + 1 + 8 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++)
-        tail[tail_len - 1 - i] = (uint8_t)(bits >> (8 * i));
-    for (size_t block = 0; block < tail_len; block += 64)
-        sha1_block(state, tail + block);
-
-    for (int i = 0; i < 5; i++)
-        for (int j = 0; j < 4; j++)
-            digest[4 * i + j] = (uint8_t)(state[i] >> (24 - 8 * j));
-}
-
-/* Writes the base64 of `len` bytes to `out`, NUL-terminated. `out` has room
- * for 4 * ((len + 2) / 3) + 1 bytes. */
-static void base64_encode(const uint8_t *data, size_t len, char *out)
-{
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t written = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t group = (uint32_t)data[i] << 16;
-        if (i + 1 < len)
-            group |= (uint32_t)data[i + 1] << 8;
-        if (i + 2 < len)
-            group |= data[i + 2];
-        out[written++] = alphabet[group >> 18 & 63];
-        out[written++] = alphabet[group >> 12 & 63];
-        out[written++] = i + 1 < len ? alphabet[group >> 6 & 63] : '=';
-        out[written++] = i + 2 < len ? alphabet[group & 63] : '=';
-    }
-    out[written] = '\0';
-}
-
-/* Computes the Sec-WebSocket-Accept value that matches `key`. */
-static void expected_accept(const char *key, char out[29])
-{
-    char joined[128];
-    int len = snprintf(joined, sizeof(joined), "%s%s", key, WEBSOCKET_GUID);
-    uint8_t digest[20];
-    sha1((const uint8_t *)joined, (size_t)len, digest);
-    base64_encode(digest, sizeof(digest), out);
-}
+/* --- Random bytes ------------------------------------------------------------ */
 
 static void fill_random(void *bytes, size_t len)
 {
@@ -291,48 +189,14 @@ static int connect_loopback(int port, int receive_buffer_bytes, int64_t deadline
 
 /* --- Handshake ----------------------------------------------------------------- */
 
-/* Finds the value of header `name` (any case) in a response head, copies it
- * to `out` without surrounding blanks and returns whether it was there. */
-static bool find_header(const char *head, const char *name, char *out, size_t size)
-{
-    size_t name_len = strlen(name);
-    for (const char *line = strstr(head, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
-        const char *start = line + 2;
-        if (strncasecmp(start, name, name_len) != 0 || start[name_len] != ':')
-            continue;
-        const char *value = start + name_len + 1;
-        value += strspn(value, " \t");
-        size_t value_len = strcspn(value, "\r");
-        while (value_len && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
-            value_len--;
-        snprintf(out, size, "%.*s", (int)value_len, value);
-        return true;
-    }
-    return false;
-}
-
-/* Returns whether a comma-separated header value lists `token` (any case). */
-static bool has_token(const char *list, const char *token)
-{
-    size_t token_len = strlen(token);
-    for (const char *item = list; *item;) {
-        item += strspn(item, " \t,");
-        size_t item_len = strcspn(item, ", \t");
-        if (item_len == token_len && strncasecmp(item, token, token_len) == 0)
-            return true;
-        item += item_len;
-    }
-    return false;
-}
-
 /* Reads the body of a refused upgrade into `handshake->body`: by
  * Content-Length, by chunks, or up to the end of the connection. */
 static void read_refusal_body(ws_client *client, const char *head, int64_t deadline, ws_handshake *handshake)
 {
     char value[64];
-    bool chunked = find_header(head, "transfer-encoding", value, sizeof(value)) && has_token(value, "chunked");
+    bool chunked = http_head_find_header(head, "transfer-encoding", value, sizeof(value)) && http_list_has_token(value, "chunked");
     long long length = -1;
-    if (!chunked && find_header(head, "content-length", value, sizeof(value)))
+    if (!chunked && http_head_find_header(head, "content-length", value, sizeof(value)))
         length = atoll(value);
 
     for (;;) {
@@ -375,21 +239,21 @@ static void read_refusal_body(ws_client *client, const char *head, int64_t deadl
 static int check_switch(const char *head, const char *key, ws_handshake *handshake)
 {
     char value[256];
-    if (!find_header(head, "upgrade", value, sizeof(value)) || strcasecmp(value, "websocket") != 0) {
+    if (!http_head_find_header(head, "upgrade", value, sizeof(value)) || strcasecmp(value, "websocket") != 0) {
         set_error(handshake->error, sizeof(handshake->error), "the 101 response has no \"Upgrade: websocket\"");
         return -1;
     }
-    if (!find_header(head, "connection", value, sizeof(value)) || !has_token(value, "upgrade")) {
+    if (!http_head_find_header(head, "connection", value, sizeof(value)) || !http_list_has_token(value, "upgrade")) {
         set_error(handshake->error, sizeof(handshake->error), "the 101 response has no \"Connection: upgrade\"");
         return -1;
     }
     char accept[29];
-    expected_accept(key, accept);
-    if (!find_header(head, "sec-websocket-accept", value, sizeof(value)) || strcmp(value, accept) != 0) {
+    websocket_accept_value(key, accept);
+    if (!http_head_find_header(head, "sec-websocket-accept", value, sizeof(value)) || strcmp(value, accept) != 0) {
         set_error(handshake->error, sizeof(handshake->error), "Sec-WebSocket-Accept is \"%s\", expected \"%s\"", value, accept);
         return -1;
     }
-    if (find_header(head, "sec-websocket-extensions", value, sizeof(value))) {
+    if (http_head_find_header(head, "sec-websocket-extensions", value, sizeof(value))) {
         set_error(handshake->error, sizeof(handshake->error), "the server chose extension \"%s\", which the client did not offer",
                   value);
         return -1;
@@ -420,7 +284,7 @@ ws_client *ws_connect(int port, const char *target, const ws_options *options, w
     uint8_t nonce[16];
     fill_random(nonce, sizeof(nonce));
     char key[25];
-    base64_encode(nonce, sizeof(nonce), key);
+    EVP_EncodeBlock((unsigned char *)key, nonce, sizeof(nonce));
     char *request = NULL;
     int request_len = asprintf(&request,
                                "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -833,97 +697,18 @@ int eio_ws_read(ws_client *client, int timeout_ms, bool answer_pings, ws_frame *
 
 /* --- HTTP long-polling -------------------------------------------------------- */
 
-static size_t on_body(char *data, size_t size, size_t count, void *user)
+void polling_exchange(const char *url, const void *body, size_t body_len, long timeout_ms, http_progress *progress,
+                      http_response *out)
 {
-    http_result *result = user;
-    size_t len = size * count;
-    char *grown = realloc(result->body, result->body_len + len + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + result->body_len, data, len);
-    result->body = grown;
-    result->body_len += len;
-    result->body[result->body_len] = '\0';
-    return len;
-}
-
-static int on_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *user)
-{
-    (void)data;
-    (void)size;
-    http_progress *progress = user;
-    if (type != CURLINFO_HEADER_OUT)
-        return 0;
-    long port = 0;
-    if (curl_easy_getinfo(curl, CURLINFO_LOCAL_PORT, &port) == CURLE_OK)
-        atomic_store(&progress->local_port, (int)port);
-    atomic_store(&progress->request_sent, true);
-    return 0;
-}
-
-void http_exchange(const char *url, const void *body, size_t body_len, long timeout_ms, http_result *out)
-{
-    http_exchange_watched(url, body, body_len, timeout_ms, NULL, out);
-}
-
-void http_exchange_watched(const char *url, const void *body, size_t body_len, long timeout_ms, http_progress *progress,
-                           http_result *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->body = calloc(1, 1);
-    CURL *curl = curl_easy_init();
-    if (!curl || !out->body) {
-        snprintf(out->error, sizeof(out->error), "curl_easy_init failed or out of memory");
-        if (curl)
-            curl_easy_cleanup(curl);
-        return;
-    }
-
-    char curl_error[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
-    /* A new connection per request, so that a connection the server closed
-     * after one request can never fail the next one. */
-    curl_easy_setopt(curl, CURLOPT_FORBID_REUSE, 1L);
-    if (progress) {
-        /* curl calls the debug function only in verbose mode; it prints
-         * nothing itself once a debug function is set. */
-        curl_easy_setopt(curl, CURLOPT_DEBUGFUNCTION, on_debug);
-        curl_easy_setopt(curl, CURLOPT_DEBUGDATA, progress);
-        curl_easy_setopt(curl, CURLOPT_VERBOSE, 1L);
-    }
-
-    struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
-    if (body) {
-        headers = curl_slist_append(headers, "Content-Type: text/plain;charset=UTF-8");
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    }
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-
-    int64_t started = hv_time_monotonic_ms();
-    CURLcode code = curl_easy_perform(curl);
-    out->elapsed_ms = hv_time_monotonic_ms() - started;
-    out->completed = code == CURLE_OK;
-    if (!out->completed)
-        set_error(out->error, sizeof(out->error), "%s: %s", curl_easy_strerror(code), curl_error);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
-    const char *type = NULL;
-    if (curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type)
-        snprintf(out->content_type, sizeof(out->content_type), "%s", type);
-    curl_easy_cleanup(curl);
-    curl_slist_free_all(headers);
-}
-
-void http_result_release(http_result *result)
-{
-    free(result->body);
-    result->body = NULL;
-    result->body_len = 0;
+    static const char *const get_headers[] = {"Expect:", NULL};
+    static const char *const post_headers[] = {"Expect:", "Content-Type: text/plain;charset=UTF-8", NULL};
+    http_send(&(http_request){.url = url,
+                              .body = body,
+                              .body_len = body_len,
+                              .headers = body ? post_headers : get_headers,
+                              .timeout_ms = timeout_ms,
+                              .progress = progress},
+              out);
 }
 
 void polling_url(const polling_session *session, char *url, size_t size)
@@ -931,16 +716,16 @@ void polling_url(const polling_session *session, char *url, size_t size)
     snprintf(url, size, "%s/socket.io/?EIO=4&transport=polling&sid=%s", session->base_url, session->sid);
 }
 
-int polling_open(polling_session *session, const char *base_url, http_result *response, char *error, size_t error_size)
+int polling_open(polling_session *session, const char *base_url, http_response *response, char *error, size_t error_size)
 {
     memset(session, 0, sizeof(*session));
     snprintf(session->base_url, sizeof(session->base_url), "%s", base_url);
     char url[128];
     snprintf(url, sizeof(url), "%s/socket.io/?EIO=4&transport=polling", base_url);
 
-    http_result own;
-    http_result *result = response ? response : &own;
-    http_exchange(url, NULL, 0, 10000, result);
+    http_response own;
+    http_response *result = response ? response : &own;
+    polling_exchange(url, NULL, 0, 10000, NULL, result);
     int status = -1;
     if (!result->completed)
         set_error(error, error_size, "GET %s failed: %s", url, result->error);
@@ -951,22 +736,22 @@ int polling_open(polling_session *session, const char *base_url, http_result *re
     if (status == 0)
         snprintf(session->sid, sizeof(session->sid), "%s", session->open.sid);
     if (!response)
-        http_result_release(&own);
+        http_response_release(&own);
     return status;
 }
 
-void polling_get(const polling_session *session, long timeout_ms, http_result *out)
+void polling_get(const polling_session *session, long timeout_ms, http_response *out)
 {
     char url[192];
     polling_url(session, url, sizeof(url));
-    http_exchange(url, NULL, 0, timeout_ms, out);
+    polling_exchange(url, NULL, 0, timeout_ms, NULL, out);
 }
 
-void polling_post(const polling_session *session, const void *payload, size_t len, http_result *out)
+void polling_post(const polling_session *session, const void *payload, size_t len, http_response *out)
 {
     char url[192];
     polling_url(session, url, sizeof(url));
-    http_exchange(url, payload, len, 10000, out);
+    polling_exchange(url, payload, len, 10000, NULL, out);
 }
 
 size_t payload_split(const char *payload, size_t len, packet_span *packets, size_t max)

@@ -6,7 +6,8 @@
 #ifndef TEST_WS_CLIENT_H
 #define TEST_WS_CLIENT_H
 
-#include <stdatomic.h>
+#include "http_client.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -146,34 +147,13 @@ int eio_ws_read(ws_client *client, int timeout_ms, bool answer_pings, ws_frame *
 
 /* --- HTTP long-polling over libcurl ----------------------------------------- */
 
-typedef struct {
-    bool completed;  /* curl got a whole response */
-    char error[256]; /* curl's error when it did not */
-    long status;
-    char content_type[128];
-    char *body; /* NUL-terminated; free with http_result_release */
-    size_t body_len;
-    int64_t elapsed_ms;
-} http_result;
-
 /* Sends GET to `url`, or POST with `body` of `body_len` bytes when `body` is
  * not NULL (as text/plain, as socket.io-client does), and waits up to
- * `timeout_ms`. Fills `out` in every case; the caller has called
- * curl_global_init. */
-void http_exchange(const char *url, const void *body, size_t body_len, long timeout_ms, http_result *out);
-
-/* How far a request run on another thread has got, for the thread that
- * started it to watch. */
-typedef struct {
-    atomic_int local_port;    /* the client's port once connected, or 0 */
-    atomic_bool request_sent; /* the request's head has been written to the socket */
-} http_progress;
-
-/* http_exchange that also updates `progress` as the request goes out. */
-void http_exchange_watched(const char *url, const void *body, size_t body_len, long timeout_ms, http_progress *progress,
-                           http_result *out);
-
-void http_result_release(http_result *result);
+ * `timeout_ms`. `progress`, when not NULL, is updated as the request goes
+ * out. Fills `out` in every case; the caller has called curl_global_init
+ * and releases `out` with http_response_release. */
+void polling_exchange(const char *url, const void *body, size_t body_len, long timeout_ms, http_progress *progress,
+                      http_response *out);
 
 /* A long-polling session of a server at `base_url` ("http://127.0.0.1:port"). */
 typedef struct {
@@ -185,16 +165,16 @@ typedef struct {
 /* Opens a session with GET /socket.io/?EIO=4&transport=polling. Returns 0,
  * or -1 and writes the reason to `error`. `response`, when not NULL,
  * receives the response for further checks. */
-int polling_open(polling_session *session, const char *base_url, http_result *response, char *error, size_t error_size);
+int polling_open(polling_session *session, const char *base_url, http_response *response, char *error, size_t error_size);
 
 /* Writes the URL of the session's requests to `url`. */
 void polling_url(const polling_session *session, char *url, size_t size);
 
 /* GETs the session's pending packets, waiting up to `timeout_ms`. */
-void polling_get(const polling_session *session, long timeout_ms, http_result *out);
+void polling_get(const polling_session *session, long timeout_ms, http_response *out);
 
 /* POSTs a payload of `len` bytes to the session. */
-void polling_post(const polling_session *session, const void *payload, size_t len, http_result *out);
+void polling_post(const polling_session *session, const void *payload, size_t len, http_response *out);
 
 /* One packet of a polling payload, pointing into the payload. */
 typedef struct {
