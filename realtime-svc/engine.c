@@ -940,7 +940,12 @@ void engine_shutdown(engine *server)
         engine_session *session = H2O_STRUCT_FROM_MEMBER(engine_session, all, node);
         /* The close may unlink the session from the list. */
         node = node->next;
-        close_gracefully(session, "server shutting down", CLOSE_GOING_AWAY);
+        if (session->transport == TRANSPORT_POLLING && !session->get && !session->probed)
+            /* No poll to carry a close packet; the client's next one gets
+             * "Session ID unknown" and it reconnects. */
+            finish(session, "server shutting down");
+        else
+            close_gracefully(session, "server shutting down", CLOSE_GOING_AWAY);
     }
 }
 
