@@ -221,7 +221,7 @@ static void flush_get(engine_session *session)
     session->get = NULL;
     get->session = NULL;
     if (session->outgoing.len == 0 && eio_encode_noop(&session->outgoing) != 0)
-        HV_WARN("out of memory; answering a poll with nothing", HV_STR("sid", session->id));
+        HV_WARN("out of memory; answering a poll with nothing", HV_STR("conn", session->id));
     respond_payload(session->server, get->req, session->outgoing.data, session->outgoing.len);
     session->outgoing.len = 0;
 }
@@ -277,7 +277,7 @@ static int queue_ws(ws_conn *conn, const char *packet, size_t len)
 
 static void abort_session(engine_session *session, const char *reason)
 {
-    HV_DEBUG("session aborted", HV_STR("sid", session->id), HV_STR("reason", reason));
+    HV_DEBUG("session aborted", HV_STR("conn", session->id), HV_STR("reason", reason));
     finish(session, reason);
 }
 
@@ -289,7 +289,7 @@ static int queue_packet(engine_session *session, const char *packet, size_t len)
         if (!conn)
             return -1;
         if (wslay_event_get_queued_msg_length(conn->ws_ctx) + len > limit) {
-            HV_WARN("client is not reading; disconnecting it", HV_STR("sid", session->id), HV_INT("limit_bytes", limit));
+            HV_WARN("client is not reading; disconnecting it", HV_STR("conn", session->id), HV_INT("limit_bytes", limit));
             abort_session(session, "outgoing buffer full");
             return -1;
         }
@@ -302,7 +302,7 @@ static int queue_packet(engine_session *session, const char *packet, size_t len)
     }
 
     if (session->outgoing.len + len + 1 > limit) {
-        HV_WARN("client is not polling; disconnecting it", HV_STR("sid", session->id), HV_INT("limit_bytes", limit));
+        HV_WARN("client is not polling; disconnecting it", HV_STR("conn", session->id), HV_INT("limit_bytes", limit));
         abort_session(session, "outgoing buffer full");
         return -1;
     }
@@ -328,7 +328,7 @@ static void on_heartbeat(h2o_timeout_entry_t *entry)
     engine_session *session = H2O_STRUCT_FROM_MEMBER(engine_session, heartbeat, entry);
     engine *server = session->server;
     if (session->awaiting_pong) {
-        HV_DEBUG("no pong in time", HV_STR("sid", session->id));
+        HV_DEBUG("no pong in time", HV_STR("conn", session->id));
         finish(session, "ping timeout");
         return;
     }
@@ -369,7 +369,7 @@ static void on_upgrade_timeout(h2o_timeout_entry_t *entry)
 {
     engine_session *session = H2O_STRUCT_FROM_MEMBER(engine_session, upgrade_timer, entry);
     if (session->probe) {
-        HV_DEBUG("upgrade not completed in time", HV_STR("sid", session->id));
+        HV_DEBUG("upgrade not completed in time", HV_STR("conn", session->id));
         drop_probe(session, CLOSE_PROTOCOL_ERROR);
     }
 }
@@ -457,7 +457,7 @@ static void finish(engine_session *session, const char *reason)
         if (eio_payload_append(&session->outgoing, "1", 1) != 0) {
             session->outgoing.len = 0;
             if (eio_buffer_append(&session->outgoing, "1", 1) != 0)
-                HV_WARN("out of memory; ending a poll with nothing", HV_STR("sid", session->id));
+                HV_WARN("out of memory; ending a poll with nothing", HV_STR("conn", session->id));
         }
         flush_get(session);
     }
@@ -600,7 +600,7 @@ static void complete_upgrade(engine_session *session)
     session->probed = false;
     session->ws = conn;
     session->transport = TRANSPORT_WEBSOCKET;
-    HV_DEBUG("session upgraded to WebSocket", HV_STR("sid", session->id));
+    HV_DEBUG("session upgraded to WebSocket", HV_STR("conn", session->id));
     if (session->state == SESSION_CLOSING)
         close_ws_when_drained(session);
 }
@@ -625,7 +625,7 @@ static void on_probe_packet(engine_session *session, const eio_packet *packet)
         complete_upgrade(session);
         return;
     }
-    HV_DEBUG("unexpected packet during the upgrade", HV_STR("sid", session->id), HV_INT("type", packet->type));
+    HV_DEBUG("unexpected packet during the upgrade", HV_STR("conn", session->id), HV_INT("type", packet->type));
     drop_probe(session, CLOSE_PROTOCOL_ERROR);
 }
 
@@ -634,7 +634,7 @@ static void on_ws_text(engine_session *session, ws_conn *conn, const char *data,
     eio_packet packet;
     int status = eio_packet_decode(data, len, &packet);
     if (status != 0) {
-        HV_DEBUG("bad packet on a WebSocket", HV_STR("sid", session->id), HV_STR("err", eio_error_message(status)));
+        HV_DEBUG("bad packet on a WebSocket", HV_STR("conn", session->id), HV_STR("err", eio_error_message(status)));
         uint16_t code = status == EIO_ERR_INVALID_UTF8 ? CLOSE_INVALID_DATA : CLOSE_PROTOCOL_ERROR;
         if (conn == session->probe)
             drop_probe(session, code);
@@ -685,7 +685,7 @@ static void on_ws_event(ws_conn *conn, const struct wslay_event_on_msg_recv_arg 
         session->dispatching = NULL;
         return;
     case WSLAY_BINARY_FRAME:
-        HV_DEBUG("binary WebSocket message refused", HV_STR("sid", session->id));
+        HV_DEBUG("binary WebSocket message refused", HV_STR("conn", session->id));
         session->dispatching = conn;
         if (conn == session->probe)
             drop_probe(session, CLOSE_UNSUPPORTED_DATA);
@@ -776,7 +776,7 @@ static void handle_post(engine_session *session, h2o_req_t *req)
                 status = EIO_ERR_UNKNOWN_TYPE;
     }
     if (status != 0) {
-        HV_DEBUG("bad polling payload", HV_STR("sid", session->id), HV_STR("err", eio_error_message(status)));
+        HV_DEBUG("bad polling payload", HV_STR("conn", session->id), HV_STR("err", eio_error_message(status)));
         respond_error(server, req, 400, ERROR_BAD_REQUEST, "Bad request");
         abort_session(session, eio_error_message(status));
         return;

@@ -85,7 +85,7 @@ static void refuse(client *target, const char *message)
     if (begin_message(&packet) == 0 && sio_encode_connect_error(&packet, "/", message) == 0)
         engine_send(target->session, packet.data, packet.len);
     eio_buffer_release(&packet);
-    HV_INFO("connection refused", HV_STR("sid", engine_session_id(target->session)), HV_STR("reason", message));
+    HV_INFO("connection refused", HV_STR("conn", engine_session_id(target->session)), HV_STR("reason", message));
     target->state = CLIENT_REFUSED;
     if (h2o_timeout_is_linked(&target->timer))
         h2o_timeout_unlink(&target->timer);
@@ -105,7 +105,7 @@ static void confirm(client *target)
     }
     engine_send(target->session, packet.data, packet.len);
     eio_buffer_release(&packet);
-    HV_DEBUG("client connected", HV_STR("sid", engine_session_id(target->session)), HV_STR("org", target->org));
+    HV_DEBUG("client connected", HV_STR("conn", engine_session_id(target->session)), HV_STR("org", target->org));
 }
 
 /* --- Rooms and their subscriptions --------------------------------------- */
@@ -318,7 +318,7 @@ static void on_message(engine_session *session, const char *text, size_t len, vo
     sio_packet packet;
     int status = sio_packet_decode(text, len, &packet);
     if (status != 0) {
-        HV_DEBUG("bad Socket.IO packet; closing", HV_STR("sid", engine_session_id(session)),
+        HV_DEBUG("bad Socket.IO packet; closing", HV_STR("conn", engine_session_id(session)),
                  HV_STR("err", sio_error_message(status)));
         engine_close(session, sio_error_message(status), ENGINE_CLOSE_POLICY_VIOLATION);
         return;
@@ -336,7 +336,7 @@ static void on_message(engine_session *session, const char *text, size_t len, vo
         /* Clients only listen; what they emit is not for anyone. */
         break;
     default:
-        HV_DEBUG("unexpected Socket.IO packet; closing", HV_STR("sid", engine_session_id(session)), HV_INT("type", packet.type));
+        HV_DEBUG("unexpected Socket.IO packet; closing", HV_STR("conn", engine_session_id(session)), HV_INT("type", packet.type));
         engine_close(session, "unexpected packet type", ENGINE_CLOSE_POLICY_VIOLATION);
         break;
     }
@@ -349,7 +349,7 @@ static void on_close(engine_session *session, const char *reason, void *data)
     client *target = engine_session_data(session);
     if (!target)
         return;
-    HV_DEBUG("session closed", HV_STR("sid", engine_session_id(session)), HV_STR("reason", reason));
+    HV_DEBUG("session closed", HV_STR("conn", engine_session_id(session)), HV_STR("reason", reason));
     if (target->call)
         store_call_cancel(target->call);
     stop_waiting(target);
