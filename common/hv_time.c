@@ -22,6 +22,13 @@ int64_t hv_time_monotonic_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
+int64_t hv_time_monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
 int hv_time_format_iso8601(int64_t epoch_ms, char *out)
 {
     /* Floor division, so that times before 1970 keep a positive millisecond

@@ -14,6 +14,9 @@ int64_t hv_time_now_ms(void);
 /* Milliseconds from the monotonic clock: for timeouts and backoff. */
 int64_t hv_time_monotonic_ms(void);
 
+/* Nanoseconds from the monotonic clock: for measuring latencies. */
+int64_t hv_time_monotonic_ns(void);
+
 /* Formats milliseconds since the epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" in UTC.
  * `out` must hold HV_ISO8601_SIZE bytes. Returns 0, or -1 for a time
  * outside the years 0000 to 9999. */

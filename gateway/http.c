@@ -12,6 +12,7 @@
 #include "hv_time.h"
 #include "hv_uuid.h"
 #include "hv_version.h"
+#include "metrics.h"
 #include "routes.h"
 
 #include <string.h>
@@ -38,6 +39,7 @@ typedef struct exchange_s {
     h2o_iovec_t key; /* the x-org-key value, pointing into the request */
     message_body message;
     int64_t started_ms;
+    int64_t started_ns; /* for the latency metric */
     void (*on_reply)(struct exchange_s *ex, int status, const msgpack_object *body);
 } exchange;
 
@@ -115,6 +117,7 @@ static void respond(exchange *ex, int status, h2o_iovec_t body)
     add_common_headers(ex);
     if (body.len)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT(JSON_TYPE));
+    metrics_count_request(ex->route.route, ex->method, status, ex->started_ns);
     log_access(ex, status);
     /* With the length known up front, h2o sends content-length and keeps
      * the connection alive; without it, it may end the body by closing. */
@@ -396,7 +399,9 @@ static void authenticate(exchange *ex)
         return;
     }
 
-    switch (key_cache_get(ex->gw->keys, ex->key.base, ex->key.len, hv_time_monotonic_ms(), ex->org)) {
+    key_lookup lookup = key_cache_get(ex->gw->keys, ex->key.base, ex->key.len, hv_time_monotonic_ms(), ex->org);
+    hv_metric_inc(metrics.key_cache_lookups, HV_LABELS(lookup == KEY_MISS ? "miss" : "hit"));
+    switch (lookup) {
     case KEY_VALID:
         dispatch_authenticated(ex);
         return;
@@ -450,6 +455,7 @@ static void send_preflight(exchange *ex)
     req->res.status = 204;
     req->res.reason = http_reason(204);
     add_common_headers(ex);
+    metrics_count_request(ex->route.route, ex->method, 204, ex->started_ns);
     log_access(ex, 204);
     req->res.content_length = 0;
     h2o_send_inline(req, NULL, 0);
@@ -497,6 +503,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     ex->gw = gw;
     ex->req = req;
     ex->started_ms = hv_time_monotonic_ms();
+    ex->started_ns = hv_time_monotonic_ns();
     gw->exchanges++;
     choose_request_id(ex);
 

@@ -3,6 +3,8 @@
  * helvino-store over ZeroMQ, on one h2o event loop thread. It also forwards
  * /socket.io/ to helvino-realtime, so the widget needs one base URL. */
 #include "http.h"
+#include "metrics.h"
+#include "metrics_listener.h"
 #include "realtime_proxy.h"
 #include "hv_config.h"
 #include "hv_log.h"
@@ -33,6 +35,7 @@ static struct {
     long key_cache_negative_ttl_ms;
     bool access_log;
     long shutdown_timeout_ms;
+    const char *metrics_listen;
     const char *log_level;
 } config;
 
@@ -65,6 +68,9 @@ static hv_setting settings[] = {
     {"shutdown-timeout-ms", "HELVINO_GATEWAY_SHUTDOWN_TIMEOUT_MS", HV_SETTING_INT, "10000",
      "On SIGTERM, how long to wait for requests in flight, in milliseconds.", &config.shutdown_timeout_ms, 0, 3600000,
      HV_SHOW_PLAIN},
+    {"metrics-listen", "HELVINO_GATEWAY_METRICS_LISTEN", HV_SETTING_STRING, "127.0.0.1:9102",
+     "Loopback address (HOST:PORT) that serves GET /metrics in the Prometheus text format, or \"off\".", &config.metrics_listen, 0,
+     0, HV_SHOW_PLAIN},
     {"log-level", "HELVINO_LOG_LEVEL", HV_SETTING_STRING, "info", "Least severe level logged: debug, info, warn or error.",
      &config.log_level, 0, 0, HV_SHOW_PLAIN},
 };
@@ -77,6 +83,7 @@ static h2o_accept_ctx_t accept_context;
 static gateway api;
 static realtime_proxy realtime;
 static h2o_socket_t *listener;
+static metrics_listener admin;
 static volatile bool stopping;
 
 static void describe_status(char *out, size_t size, void *data)
@@ -84,6 +91,36 @@ static void describe_status(char *out, size_t size, void *data)
     (void)data;
     snprintf(out, size, "%s on %s; %zu requests in flight, %zu forwarded", stopping ? "stopping" : "serving", config.listen,
              api.exchanges, realtime.sends_in_flight);
+}
+
+static void collect_metrics(void *data)
+{
+    (void)data;
+    metrics_collect(api.exchanges, api.store);
+}
+
+/* Opens the metrics listener unless the setting is "off". Returns 0, or -1
+ * after logging why it failed. */
+static int open_admin(h2o_loop_t *loop)
+{
+    char error[512];
+    char bound[HV_ADMIN_ADDRESS_SIZE];
+    /* Without a listener nothing is counted: the metrics stay NULL. */
+    if (strcmp(config.metrics_listen, HV_ADMIN_OFF) == 0) {
+        HV_INFO("metrics listener off", HV_LOG_END);
+        return 0;
+    }
+    if (metrics_init() != 0) {
+        HV_ERROR("creating the metrics failed", HV_STR("err", "out of memory"));
+        return -1;
+    }
+    if (metrics_listener_start(&admin, loop, config.metrics_listen, metrics.registry, collect_metrics, NULL, bound, error,
+                               sizeof(error)) != 0) {
+        HV_ERROR("opening the metrics listener failed", HV_STR("err", error));
+        return -1;
+    }
+    HV_INFO("serving metrics", HV_STR("listen", bound), HV_STR("path", "/metrics"));
+    return 0;
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -149,6 +186,8 @@ int main(int argc, char **argv)
         return 1;
     }
     listener = service_accept(loop, fd, &accept_context);
+    if (open_admin(loop) != 0)
+        return 1;
 
     h2o_socket_t *signals = service_watch_signals(loop, on_signal);
     if (!signals) {
@@ -178,11 +217,13 @@ int main(int argc, char **argv)
     }
 
     service_heartbeat_stop();
+    metrics_listener_stop(&admin);
     h2o_socket_read_stop(signals);
     h2o_socket_close(signals);
     store_client_destroy(&api.store);
     key_cache_destroy(&api.keys);
     zmq_ctx_term(zmq_context);
+    metrics_destroy();
     HV_INFO("gateway stopped", HV_INT("exit_status", 0));
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "realtime_proxy.h"
 #include "hv_log.h"
 #include "hv_time.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -120,6 +121,7 @@ static void dispose_forwarded(void *data)
     realtime_proxy *proxy = forwarded->proxy;
     if (forwarded->counted)
         proxy->sends_in_flight--;
+    metrics_count_forwarded(forwarded->req->res.status);
     note_outcome(proxy, forwarded->req);
     if (proxy->access_log)
         log_access(forwarded);

@@ -19,6 +19,42 @@ http_method routes_parse_method(const char *method, size_t len)
     return METHOD_OTHER;
 }
 
+const char *routes_name(route_id route)
+{
+    switch (route) {
+    case ROUTE_ROOT:
+        return "/";
+    case ROUTE_HEALTH:
+        return "/health";
+    case ROUTE_CONVERSATIONS:
+        return CONVERSATIONS_PREFIX;
+    case ROUTE_CONVERSATION:
+        return CONVERSATIONS_PREFIX "/:id";
+    case ROUTE_MESSAGES:
+        return CONVERSATIONS_PREFIX "/:id" MESSAGES_SUFFIX;
+    case ROUTE_NOT_FOUND:
+        break;
+    }
+    return "unmatched";
+}
+
+const char *routes_method_name(http_method method)
+{
+    switch (method) {
+    case METHOD_GET:
+        return "GET";
+    case METHOD_HEAD:
+        return "HEAD";
+    case METHOD_POST:
+        return "POST";
+    case METHOD_OPTIONS:
+        return "OPTIONS";
+    case METHOD_OTHER:
+        break;
+    }
+    return "other";
+}
+
 static int path_equals(const char *path, size_t len, const char *literal)
 {
     return strlen(literal) == len && memcmp(path, literal, len) == 0;

@@ -25,6 +25,13 @@ typedef struct {
     int needs_org_key;       /* the route is org-scoped and needs x-org-key */
 } route_match;
 
+/* Returns the route's path pattern, such as "/conversations/:id", for
+ * metrics and logs; "unmatched" for ROUTE_NOT_FOUND. */
+const char *routes_name(route_id route);
+
+/* Returns the method's name, "other" for METHOD_OTHER. */
+const char *routes_method_name(http_method method);
+
 /* Maps a method name to its enum value. */
 http_method routes_parse_method(const char *method, size_t len);
 

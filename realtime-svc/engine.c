@@ -4,6 +4,7 @@
 #include "eio_packet.h"
 #include "hv_hash.h"
 #include "hv_log.h"
+#include "metrics.h"
 #include "ws_conn.h"
 
 #include <h2o/websocket.h>
@@ -290,6 +291,7 @@ static int queue_packet(engine_session *session, const char *packet, size_t len)
             return -1;
         if (wslay_event_get_queued_msg_length(conn->ws_ctx) + len > limit) {
             HV_WARN("client is not reading; disconnecting it", HV_STR("conn", session->id), HV_INT("limit_bytes", limit));
+            hv_metric_inc(metrics.slow_clients_dropped, HV_LABELS(METRICS_WEBSOCKET));
             abort_session(session, "outgoing buffer full");
             return -1;
         }
@@ -303,6 +305,7 @@ static int queue_packet(engine_session *session, const char *packet, size_t len)
 
     if (session->outgoing.len + len + 1 > limit) {
         HV_WARN("client is not polling; disconnecting it", HV_STR("conn", session->id), HV_INT("limit_bytes", limit));
+        hv_metric_inc(metrics.slow_clients_dropped, HV_LABELS(METRICS_POLLING));
         abort_session(session, "outgoing buffer full");
         return -1;
     }
@@ -410,6 +413,7 @@ static engine_session *session_new(engine *server, transport kind)
     h2o_linklist_insert(&server->sessions, &session->all);
     server->count++;
     h2o_timeout_link(server->loop, &server->ping_interval, &session->heartbeat);
+    hv_metric_inc(metrics.sessions_opened, HV_LABELS(kind == TRANSPORT_POLLING ? METRICS_POLLING : METRICS_WEBSOCKET));
     return session;
 }
 
@@ -601,6 +605,7 @@ static void complete_upgrade(engine_session *session)
     session->ws = conn;
     session->transport = TRANSPORT_WEBSOCKET;
     HV_DEBUG("session upgraded to WebSocket", HV_STR("conn", session->id));
+    hv_metric_inc(metrics.upgrades, NULL);
     if (session->state == SESSION_CLOSING)
         close_ws_when_drained(session);
 }
@@ -975,6 +980,19 @@ void engine_destroy(engine **server_ptr)
 size_t engine_session_count(const engine *server)
 {
     return server->count;
+}
+
+void engine_count_transports(const engine *server, size_t *polling, size_t *websocket)
+{
+    *polling = 0;
+    *websocket = 0;
+    for (const h2o_linklist_t *node = server->sessions.next; node != &server->sessions; node = node->next) {
+        const engine_session *session = H2O_STRUCT_FROM_MEMBER(engine_session, all, node);
+        if (session->transport == TRANSPORT_POLLING)
+            ++*polling;
+        else
+            ++*websocket;
+    }
 }
 
 void engine_session_set_data(engine_session *session, void *data)

@@ -57,6 +57,11 @@ void engine_shutdown(engine *server);
 /* Sessions that are open or still closing. */
 size_t engine_session_count(const engine *server);
 
+/* Counts the sessions of engine_session_count by their transport now: a
+ * session upgrading to WebSocket counts as polling until the upgrade
+ * completes. Walks every session. */
+void engine_count_transports(const engine *server, size_t *polling, size_t *websocket);
+
 /* Queues one encoded Engine.IO packet, such as `42["message:new",{...}]`,
  * so that a packet encoded once can go to many sessions. Returns 0, or -1
  * when the session is closing or went over its outgoing limit, in which

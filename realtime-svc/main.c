@@ -8,6 +8,8 @@
 #include "hv_service.h"
 #include "hv_time.h"
 #include "hv_version.h"
+#include "metrics.h"
+#include "metrics_listener.h"
 #include "realtime.h"
 #include "service_loop.h"
 
@@ -35,6 +37,9 @@ static struct {
     long key_cache_ttl_ms;
     long key_cache_negative_ttl_ms;
     long shutdown_timeout_ms;
+    const char *metrics_listen;
+    const char *metrics_orgs;
+    long metrics_max_orgs;
     const char *log_level;
 } config;
 
@@ -75,6 +80,16 @@ static hv_setting settings[] = {
     {"shutdown-timeout-ms", "HELVINO_REALTIME_SHUTDOWN_TIMEOUT_MS", HV_SETTING_INT, "5000",
      "On SIGTERM, how long to wait for clients to take their close, in milliseconds.", &config.shutdown_timeout_ms, 0, 3600000,
      HV_SHOW_PLAIN},
+    {"metrics-listen", "HELVINO_REALTIME_METRICS_LISTEN", HV_SETTING_STRING, "127.0.0.1:9103",
+     "Loopback address (HOST:PORT) that serves GET /metrics in the Prometheus text format, or \"off\".", &config.metrics_listen, 0,
+     0, HV_SHOW_PLAIN},
+    {"metrics-orgs", "HELVINO_METRICS_ORGS", HV_SETTING_STRING, "",
+     "Comma-separated org ids that get their own org label in the metrics; every other org counts as _other. Empty: the first "
+     "--metrics-max-orgs orgs seen.",
+     &config.metrics_orgs, 0, 0, HV_SHOW_PLAIN},
+    {"metrics-max-orgs", "HELVINO_METRICS_MAX_ORGS", HV_SETTING_INT, "20",
+     "Without --metrics-orgs, how many orgs (the first seen) get their own org label in the metrics.", &config.metrics_max_orgs, 0,
+     HV_METRICS_MAX_ORGS, HV_SHOW_PLAIN},
     {"log-level", "HELVINO_LOG_LEVEL", HV_SETTING_STRING, "info", "Least severe level logged: debug, info, warn or error.",
      &config.log_level, 0, 0, HV_SHOW_PLAIN},
 };
@@ -85,6 +100,7 @@ static h2o_globalconf_t globalconf;
 static h2o_context_t context;
 static h2o_accept_ctx_t accept_context;
 static h2o_socket_t *listener;
+static metrics_listener admin;
 static realtime *service;
 static volatile bool stopping;
 
@@ -93,6 +109,33 @@ static void describe_status(char *out, size_t size, void *data)
     (void)data;
     snprintf(out, size, "%s on %s; %zu clients", stopping ? "stopping" : "serving", config.listen,
              realtime_client_count(service));
+}
+
+static void collect_metrics(void *data)
+{
+    (void)data;
+    realtime_collect_metrics(service);
+}
+
+/* Opens the metrics listener unless the setting is "off". Returns 0, or -1
+ * after logging why it failed. */
+static int open_admin(h2o_loop_t *loop)
+{
+    char error[512];
+    char bound[HV_ADMIN_ADDRESS_SIZE];
+    /* Without a listener nothing is counted: the metrics stay NULL. */
+    if (strcmp(config.metrics_listen, HV_ADMIN_OFF) == 0) {
+        metrics_destroy();
+        HV_INFO("metrics listener off", HV_LOG_END);
+        return 0;
+    }
+    if (metrics_listener_start(&admin, loop, config.metrics_listen, metrics.registry, collect_metrics, NULL, bound, error,
+                               sizeof(error)) != 0) {
+        HV_ERROR("opening the metrics listener failed", HV_STR("err", error));
+        return -1;
+    }
+    HV_INFO("serving metrics", HV_STR("listen", bound), HV_STR("path", "/metrics"));
+    return 0;
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -119,6 +162,12 @@ static void on_signal(h2o_socket_t *sock, const char *err)
 int main(int argc, char **argv)
 {
     hv_service_configure(settings, SETTING_COUNT, argc, argv, "helvino-realtime", "realtime", &config.log_level);
+    char error[512];
+    /* Checks the org settings even when the listener is off. */
+    if (metrics_init(config.metrics_orgs, config.metrics_max_orgs, error, sizeof(error)) != 0) {
+        fprintf(stderr, "helvino-realtime: %s\n", error);
+        return 2;
+    }
     hv_service_log_start(settings, SETTING_COUNT, "helvino-realtime", HV_VERSION);
 
     realtime_settings options = {
@@ -139,7 +188,6 @@ int main(int argc, char **argv)
             },
     };
 
-    char error[512];
     h2o_config_init(&globalconf);
     /* Polling bodies above max-payload get the 413 of engine.c; far larger
      * ones are refused by h2o before they are read. */
@@ -168,6 +216,8 @@ int main(int argc, char **argv)
         return 1;
     }
     listener = service_accept(loop, fd, &accept_context);
+    if (open_admin(loop) != 0)
+        return 1;
 
     h2o_socket_t *signals = service_watch_signals(loop, on_signal);
     if (!signals) {
@@ -194,10 +244,12 @@ int main(int argc, char **argv)
     }
 
     service_heartbeat_stop();
+    metrics_listener_stop(&admin);
     h2o_socket_read_stop(signals);
     h2o_socket_close(signals);
     realtime_destroy(&service);
     zmq_ctx_term(zmq_context);
+    metrics_destroy();
     HV_INFO("realtime stopped", HV_INT("exit_status", 0));
     return 0;
 }

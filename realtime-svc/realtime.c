@@ -8,6 +8,7 @@
 #include "hv_msgpack.h"
 #include "hv_time.h"
 #include "key_cache.h"
+#include "metrics.h"
 #include "rooms.h"
 #include "sio_packet.h"
 #include "store_client.h"
@@ -79,6 +80,16 @@ static void on_refusal_grace_over(h2o_timeout_entry_t *entry)
     engine_close(target->session, "refused", ENGINE_CLOSE_NORMAL);
 }
 
+/* The connects_total result of a refusal with `message`. */
+static const char *refusal_result(const char *message)
+{
+    if (strcmp(message, MESSAGE_MISSING_KEY) == 0)
+        return METRICS_CONNECT_MISSING_KEY;
+    if (strcmp(message, MESSAGE_INVALID_KEY) == 0)
+        return METRICS_CONNECT_INVALID_KEY;
+    return METRICS_CONNECT_UNAVAILABLE;
+}
+
 static void refuse(client *target, const char *message)
 {
     eio_buffer packet = {0};
@@ -86,6 +97,7 @@ static void refuse(client *target, const char *message)
         engine_send(target->session, packet.data, packet.len);
     eio_buffer_release(&packet);
     HV_INFO("connection refused", HV_STR("conn", engine_session_id(target->session)), HV_STR("reason", message));
+    hv_metric_inc(metrics.connects, HV_LABELS(refusal_result(message)));
     target->state = CLIENT_REFUSED;
     if (h2o_timeout_is_linked(&target->timer))
         h2o_timeout_unlink(&target->timer);
@@ -106,6 +118,8 @@ static void confirm(client *target)
     engine_send(target->session, packet.data, packet.len);
     eio_buffer_release(&packet);
     HV_DEBUG("client connected", HV_STR("conn", engine_session_id(target->session)), HV_STR("org", target->org));
+    hv_metric_inc(metrics.connects, HV_LABELS(METRICS_CONNECT_OK));
+    hv_metric_inc(metrics.connected_clients, HV_LABELS(metrics_org(target->org, strlen(target->org))));
 }
 
 /* --- Rooms and their subscriptions --------------------------------------- */
@@ -192,6 +206,7 @@ static void on_event(const char *org, size_t org_len, const char *event, size_t 
                      void *context)
 {
     realtime *service = context;
+    hv_metric_inc(metrics.events_received, HV_LABELS(metrics_event(event, event_len)));
     char name[64];
     json_t *argument = hv_json_from_msgpack(data);
     eio_buffer packet = {0};
@@ -206,6 +221,8 @@ static void on_event(const char *org, size_t org_len, const char *event, size_t 
         } else {
             delivery job = {.packet = &packet};
             room_for_each_member(service->rooms, org, org_len, deliver, &job);
+            if (job.delivered > 0)
+                hv_metric_add(metrics.deliveries, HV_LABELS(metrics_org(org, org_len)), (int64_t)job.delivered);
             HV_DEBUG("event delivered", HV_STR("event", name), HV_INT("clients", job.delivered));
         }
     }
@@ -238,7 +255,9 @@ static void on_key_resolved(void *data, int status, const msgpack_object *body)
 static void resolve(client *target)
 {
     realtime *service = target->service;
-    switch (key_cache_get(service->keys, target->key, target->key_len, hv_time_monotonic_ms(), target->org)) {
+    key_lookup lookup = key_cache_get(service->keys, target->key, target->key_len, hv_time_monotonic_ms(), target->org);
+    hv_metric_inc(metrics.key_cache_lookups, HV_LABELS(lookup == KEY_MISS ? "miss" : "hit"));
+    switch (lookup) {
     case KEY_VALID:
         join(target);
         return;
@@ -274,6 +293,7 @@ static void on_connect(client *target, const sio_packet *packet)
         if (begin_message(&reply) == 0 && sio_encode_connect_error(&reply, name, MESSAGE_INVALID_NAMESPACE) == 0)
             engine_send(target->session, reply.data, reply.len);
         eio_buffer_release(&reply);
+        hv_metric_inc(metrics.connects, HV_LABELS(METRICS_CONNECT_INVALID_NAMESPACE));
         return;
     }
     if (target->state != CLIENT_NEW)
@@ -350,6 +370,8 @@ static void on_close(engine_session *session, const char *reason, void *data)
     if (!target)
         return;
     HV_DEBUG("session closed", HV_STR("conn", engine_session_id(session)), HV_STR("reason", reason));
+    if (target->state == CLIENT_CONNECTED)
+        hv_metric_add(metrics.connected_clients, HV_LABELS(metrics_org(target->org, strlen(target->org))), -1);
     if (target->call)
         store_call_cancel(target->call);
     stop_waiting(target);
@@ -400,6 +422,20 @@ int realtime_start(realtime *service, h2o_context_t *context, void *zmq_context,
 void realtime_shutdown(realtime *service)
 {
     engine_shutdown(service->engine);
+}
+
+void realtime_collect_metrics(const realtime *service)
+{
+    size_t polling, websocket;
+    engine_count_transports(service->engine, &polling, &websocket);
+    hv_metric_set(metrics.sessions, HV_LABELS(METRICS_POLLING), (int64_t)polling);
+    hv_metric_set(metrics.sessions, HV_LABELS(METRICS_WEBSOCKET), (int64_t)websocket);
+    hv_metric_set(metrics.rooms, NULL, (int64_t)room_count(service->rooms));
+    if (service->store) {
+        store_client_failures failures = store_client_failure_counts(service->store);
+        hv_metric_set(metrics.store_failures, HV_LABELS("timeout"), (int64_t)failures.timed_out);
+        hv_metric_set(metrics.store_failures, HV_LABELS("unavailable"), (int64_t)failures.not_sent);
+    }
 }
 
 size_t realtime_client_count(const realtime *service)

@@ -33,6 +33,10 @@ int realtime_start(realtime *service, h2o_context_t *context, void *zmq_context,
  * go. */
 void realtime_shutdown(realtime *service);
 
+/* Copies the gauges (sessions by transport, rooms) and the store client's
+ * failure counts into the metrics before a rendering. */
+void realtime_collect_metrics(const realtime *service);
+
 /* Engine.IO sessions still open or closing. */
 size_t realtime_client_count(const realtime *service);
 

@@ -3,6 +3,7 @@
 #include "db.h"
 #include "hv_log.h"
 #include "hv_time.h"
+#include "metrics.h"
 
 #include <poll.h>
 #include <stdatomic.h>
@@ -77,6 +78,7 @@ struct db_session {
     PGconn *conn;
     int64_t next_attempt_ms; /* monotonic time before which no reconnect is tried */
     int backoff_ms;
+    bool connected_before; /* a later connection is a reconnect */
 };
 
 /* Shared by every session, so that an outage is logged once and not once
@@ -178,11 +180,15 @@ PGconn *db_session_connect_now(db_session *session, char *error, size_t error_si
 
     session->conn = db_connect(session->conninfo, session_options, error, error_size);
     if (!session->conn || prepare_statements(session->conn, error, error_size) != 0) {
+        hv_metric_inc(metrics.database_connect_failures, NULL);
         report_down(error);
         drop_connection(session);
         return NULL;
     }
 
+    if (session->connected_before)
+        hv_metric_inc(metrics.database_reconnects, NULL);
+    session->connected_before = true;
     session->backoff_ms = BACKOFF_MIN_MS;
     report_up();
     return session->conn;

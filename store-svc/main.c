@@ -5,6 +5,7 @@
  * The main thread is a broker: it reads requests, hands each to an idle
  * worker (or queues it), sends back replies and publishes events. */
 #include "db.h"
+#include "hv_admin_http.h"
 #include "hv_config.h"
 #include "hv_envelope.h"
 #include "hv_log.h"
@@ -12,6 +13,7 @@
 #include "hv_service.h"
 #include "hv_time.h"
 #include "hv_version.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "worker.h"
 
@@ -35,6 +37,7 @@ typedef struct {
     long shutdown_timeout_ms;
     long statement_timeout_ms;
     bool seed_demo;
+    const char *metrics_listen;
     const char *log_level;
 } store_config;
 
@@ -68,6 +71,9 @@ static hv_setting settings[] = {
     {"seed-demo", "HELVINO_SEED_DEMO", HV_SETTING_BOOL, "true",
      "Create the demo organization org_1 with key \"demo\" at start when missing.", &config.seed_demo, 0, 0,
      HV_SHOW_PLAIN},
+    {"metrics-listen", "HELVINO_STORE_METRICS_LISTEN", HV_SETTING_STRING, "127.0.0.1:9101",
+     "Loopback address (HOST:PORT) that serves GET /metrics in the Prometheus text format, or \"off\".", &config.metrics_listen, 0,
+     0, HV_SHOW_PLAIN},
     {"log-level", "HELVINO_LOG_LEVEL", HV_SETTING_STRING, "info", "Least severe level logged: debug, info, warn or error.",
      &config.log_level, 0, 0, HV_SHOW_PLAIN},
 };
@@ -79,6 +85,7 @@ typedef struct {
     void *router;
     void *publisher;
     int signal_fd;
+    hv_admin_http *admin; /* the metrics listener, NULL when off */
     worker_pool *pool;
     job *queue_head; /* requests waiting for a free worker, oldest first */
     job *queue_tail;
@@ -114,10 +121,28 @@ static int migrate_and_seed(PGconn *conn)
     return 0;
 }
 
+/* Waits up to `wait_ms` for a signal, serving the metrics listener
+ * meanwhile. Returns whether a signal arrived. */
+static bool wait_for_signal(store *self, int wait_ms)
+{
+    int64_t deadline = hv_time_monotonic_ms() + wait_ms;
+    for (int64_t left = wait_ms; left > 0; left = deadline - hv_time_monotonic_ms()) {
+        struct pollfd waits[] = {{.fd = self->signal_fd, .events = POLLIN},
+                                 {.fd = self->admin ? hv_admin_http_fd(self->admin) : -1, .events = POLLIN}};
+        if (poll(waits, 2, (int)left) <= 0)
+            continue;
+        if ((waits[0].revents & POLLIN) && signal_arrived(self->signal_fd))
+            return true;
+        if (waits[1].revents & POLLIN)
+            hv_admin_http_run(self->admin);
+    }
+    return false;
+}
+
 /* Connects, migrates and seeds, retrying with backoff while the database is
  * unreachable. Returns 0, or -1 when a signal asked to stop or a migration
  * failed. */
-static int prepare_database(int signal_fd)
+static int prepare_database(store *self)
 {
     int backoff_ms = 200;
     char error[512];
@@ -133,8 +158,7 @@ static int prepare_database(int signal_fd)
         char first_line[256];
         snprintf(first_line, sizeof(first_line), "%.*s", (int)strcspn(error, "\n"), error);
         HV_WARN("waiting for the database", HV_INT("retry_in_ms", backoff_ms), HV_STR("err", first_line));
-        struct pollfd wait_for_signal = {.fd = signal_fd, .events = POLLIN};
-        if (poll(&wait_for_signal, 1, backoff_ms) > 0 && signal_arrived(signal_fd))
+        if (wait_for_signal(self, backoff_ms))
             return -1;
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
     }
@@ -175,6 +199,44 @@ static int open_sockets(store *self)
     return 0;
 }
 
+static void collect_metrics(void *data)
+{
+    const store *self = data;
+    /* Before the pool exists the store is still waiting for the database. */
+    if (!self->pool) {
+        metrics_collect(0, 0, 0, false);
+        return;
+    }
+    metrics_collect(self->queued, worker_pool_busy(self->pool), worker_pool_size(self->pool), true);
+}
+
+/* Opens the metrics listener unless the setting is "off". Returns 0, or -1
+ * after logging why it failed. */
+static int open_admin(store *self)
+{
+    char error[512];
+    /* Without a listener nothing is counted: the metrics stay NULL. */
+    if (strcmp(config.metrics_listen, HV_ADMIN_OFF) == 0) {
+        HV_INFO("metrics listener off", HV_LOG_END);
+        return 0;
+    }
+    if (metrics_init() != 0) {
+        HV_ERROR("creating the metrics failed", HV_STR("err", "out of memory"));
+        return -1;
+    }
+
+    char bound[HV_ADMIN_ADDRESS_SIZE];
+    int fd = hv_admin_listen(config.metrics_listen, bound, error, sizeof(error));
+    if (fd >= 0)
+        self->admin = hv_admin_http_new(fd, metrics.registry, collect_metrics, self, error, sizeof(error));
+    if (!self->admin) {
+        HV_ERROR("opening the metrics listener failed", HV_STR("err", error));
+        return -1;
+    }
+    HV_INFO("serving metrics", HV_STR("listen", bound), HV_STR("path", "/metrics"));
+    return 0;
+}
+
 /* Answers each new subscription with a message on exactly the subscribed
  * prefix and an empty body. The XPUB socket has applied the subscription
  * before passing it up, so a subscriber that sees its echo knows that every
@@ -207,9 +269,11 @@ static void finish_job(store *self, job *done)
     ops_result *result = &done->result;
 
     if (result->topic[0]) {
-        if (zmq_send(self->publisher, result->topic, strlen(result->topic), ZMQ_SNDMORE) < 0 ||
-            zmq_send(self->publisher, result->event.data, result->event.size, 0) < 0)
+        bool published = zmq_send(self->publisher, result->topic, strlen(result->topic), ZMQ_SNDMORE) >= 0 &&
+                         zmq_send(self->publisher, result->event.data, result->event.size, 0) >= 0;
+        if (!published)
             HV_ERROR("publishing an event failed", HV_STR("topic", result->topic), HV_STR("err", zmq_strerror(errno)));
+        metrics_count_event(result->topic, published);
     }
 
     /* Routing frames go back as they came; the payload is replaced. */
@@ -220,6 +284,7 @@ static void finish_job(store *self, job *done)
 
     HV_DEBUG("request done", HV_STR("op", result->op), HV_INT("status", result->status), HV_INT("id", result->request_id),
              HV_STR("request_id", result->trace));
+    metrics_count_operation(result, done->received_ns);
     job_destroy(&done);
 }
 
@@ -231,9 +296,12 @@ static void reject_job(store *self, job *rejected, const char *message)
     hv_request request;
     const char *ignored;
     zmq_msg_t *payload = &rejected->parts[rejected->part_count - 1];
-    /* Only the id matters here; it is set even when the rest is malformed. */
+    /* The id is set even when the rest is malformed. The op names the
+     * request in the metrics. */
     if (hv_request_decode(zmq_msg_data(payload), zmq_msg_size(payload), &storage, &request, &ignored) != 0)
         HV_DEBUG("rejected request was malformed too", HV_STR("err", ignored));
+    else
+        snprintf(rejected->result.op, sizeof(rejected->result.op), "%.*s", (int)request.op_len, request.op);
 
     msgpack_packer packer;
     msgpack_packer_init(&packer, &rejected->result.reply, msgpack_sbuffer_write);
@@ -350,12 +418,16 @@ static long watchdog_tick(store *self, int64_t interval_ms, int64_t *next_ms)
 static void run_loop(store *self)
 {
     int workers = worker_pool_size(self->pool);
-    zmq_pollitem_t *items = calloc((size_t)workers + 3, sizeof(*items));
+    /* The metrics listener, when on, comes last. */
+    int item_count = workers + 3 + (self->admin ? 1 : 0);
+    zmq_pollitem_t *items = calloc((size_t)item_count, sizeof(*items));
     items[0] = (zmq_pollitem_t){.fd = self->signal_fd, .events = ZMQ_POLLIN};
     items[1] = (zmq_pollitem_t){.socket = self->router, .events = ZMQ_POLLIN};
     items[2] = (zmq_pollitem_t){.socket = self->publisher, .events = ZMQ_POLLIN};
     for (int i = 0; i < workers; i++)
         items[i + 3] = (zmq_pollitem_t){.socket = worker_pool_socket(self->pool, i), .events = ZMQ_POLLIN};
+    if (self->admin)
+        items[workers + 3] = (zmq_pollitem_t){.fd = hv_admin_http_fd(self->admin), .events = ZMQ_POLLIN};
 
     int64_t watchdog_ms = hv_notify_watchdog_interval_ms();
     int64_t next_ping_ms = hv_time_monotonic_ms() + watchdog_ms;
@@ -364,7 +436,7 @@ static void run_loop(store *self)
         long ping_in_ms = watchdog_tick(self, watchdog_ms, &next_ping_ms);
         if (ping_in_ms >= 0 && (timeout_ms < 0 || ping_in_ms < timeout_ms))
             timeout_ms = ping_in_ms;
-        if (zmq_poll(items, workers + 3, timeout_ms) < 0) {
+        if (zmq_poll(items, item_count, timeout_ms) < 0) {
             if (errno == EINTR)
                 continue;
             HV_ERROR("polling failed", HV_STR("err", zmq_strerror(errno)));
@@ -388,6 +460,9 @@ static void run_loop(store *self)
 
         if (items[1].revents & ZMQ_POLLIN)
             drain_router(self);
+
+        if (self->admin && (items[workers + 3].revents & ZMQ_POLLIN))
+            hv_admin_http_run(self->admin);
     }
 
     if (!idle(self))
@@ -408,11 +483,13 @@ int main(int argc, char **argv)
         HV_ERROR("creating the signal descriptor failed", HV_STR("err", strerror(errno)));
         return 1;
     }
-    hv_notify_status("waiting for the database and migrating");
-    if (prepare_database(self.signal_fd) != 0)
-        return 1;
-
     int status = 1;
+    if (open_admin(&self) != 0)
+        goto cleanup;
+    hv_notify_status("waiting for the database and migrating");
+    if (prepare_database(&self) != 0)
+        goto cleanup;
+
     if (open_sockets(&self) != 0)
         goto cleanup;
 
@@ -442,6 +519,8 @@ cleanup:
     if (self.context)
         zmq_ctx_term(self.context);
     close(self.signal_fd);
+    hv_admin_http_destroy(&self.admin);
+    metrics_destroy();
     HV_INFO("store stopped", HV_INT("exit_status", status));
     return status;
 }

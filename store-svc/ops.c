@@ -8,6 +8,7 @@
 #include "hv_msgpack.h"
 #include "hv_time.h"
 #include "hv_uuid.h"
+#include "metrics.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -64,6 +65,7 @@ static void reply_error(op_context *ctx, int status, const char *message)
 static void reply_database_error(op_context *ctx, PGresult *result)
 {
     if (db_session_lost(ctx->db, result)) {
+        hv_metric_inc(metrics.database_errors, HV_LABELS(METRICS_DB_CONNECTION_LOST));
         reply_error(ctx, HV_STATUS_UNAVAILABLE, "database unavailable");
         return;
     }
@@ -73,6 +75,7 @@ static void reply_database_error(op_context *ctx, PGresult *result)
     if (sqlstate && strcmp(sqlstate, "57014") == 0) {
         HV_WARN("database statement timed out", HV_STR("op", ctx->result->op), HV_STR("org", ctx->org),
                 HV_STR("request_id", ctx->trace));
+        hv_metric_inc(metrics.database_errors, HV_LABELS(METRICS_DB_STATEMENT_TIMEOUT));
         reply_error(ctx, HV_STATUS_UNAVAILABLE, "database statement timed out");
         return;
     }
@@ -96,6 +99,7 @@ static void reply_database_error(op_context *ctx, PGresult *result)
     snprintf(first_line, sizeof(first_line), "%.*s", (int)strcspn(message, "\n"), message);
     HV_ERROR("database statement failed", HV_STR("op", ctx->result->op), HV_STR("org", ctx->org),
              HV_STR("request_id", ctx->trace), HV_STR("sqlstate", sqlstate), HV_STR("err", first_line));
+    hv_metric_inc(metrics.database_errors, HV_LABELS(METRICS_DB_FAILED));
     reply_error(ctx, HV_STATUS_INTERNAL_ERROR, "internal error");
 }
 
@@ -104,6 +108,7 @@ static bool require_database(op_context *ctx)
 {
     if (db_session_connection(ctx->db))
         return true;
+    hv_metric_inc(metrics.database_errors, HV_LABELS(METRICS_DB_UNAVAILABLE));
     reply_error(ctx, HV_STATUS_UNAVAILABLE, "database unavailable");
     return false;
 }
@@ -596,6 +601,15 @@ static op_handler find_operation(const char *name, size_t len)
     for (size_t i = 0; i < sizeof(operations) / sizeof(operations[0]); i++) {
         if (strlen(operations[i].name) == len && memcmp(operations[i].name, name, len) == 0)
             return operations[i].handler;
+    }
+    return NULL;
+}
+
+const char *ops_name(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(operations) / sizeof(operations[0]); i++) {
+        if (strlen(operations[i].name) == len && memcmp(operations[i].name, name, len) == 0)
+            return operations[i].name;
     }
     return NULL;
 }

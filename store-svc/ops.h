@@ -24,6 +24,11 @@ typedef struct {
 void ops_result_init(ops_result *result);
 void ops_result_destroy(ops_result *result);
 
+/* Returns the name of the operation `name` (`len` bytes, not
+ * NUL-terminated) as a static string, or NULL when the store has no such
+ * operation. */
+const char *ops_name(const char *name, size_t len);
+
 /* Runs the request in `data` on `db` and fills `result`. A request larger
  * than `max_request_bytes` gets a 413 reply without being run. Never fails:
  * every problem becomes an error reply. */

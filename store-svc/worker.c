@@ -4,6 +4,7 @@
 #include "worker.h"
 #include "db.h"
 #include "hv_log.h"
+#include "hv_time.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -37,6 +38,7 @@ job *job_new(zmq_msg_t *parts, int part_count)
         zmq_msg_move(&created->parts[i], &parts[i]);
     }
     created->part_count = part_count;
+    created->received_ns = hv_time_monotonic_ns();
     ops_result_init(&created->result);
     return created;
 }

@@ -7,6 +7,7 @@
 #include "ops.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* One request on its way through the store: the frames read from the ROUTER
  * socket (routing frames, then the payload last) and what running it
@@ -15,7 +16,8 @@ typedef struct job {
     zmq_msg_t parts[HV_ZMQ_MAX_PARTS];
     int part_count;
     ops_result result;
-    struct job *next; /* in the broker's queue of waiting jobs */
+    int64_t received_ns; /* hv_time_monotonic_ns when the broker read the request */
+    struct job *next;    /* in the broker's queue of waiting jobs */
 } job;
 
 /* Takes ownership of `parts` (moved into the job). Returns NULL when out of

@@ -45,6 +45,7 @@ struct store_client {
     const char *endpoint; /* for log lines */
     uint64_t timeout_ms;
     bool unreachable; /* the last call failed for want of the store; logged once */
+    store_client_failures failures;
 };
 
 /* Logs the store becoming unreachable or reachable again, once per change,
@@ -76,6 +77,10 @@ static void on_call_timeout(h2o_timeout_entry_t *entry)
 {
     store_call *call = H2O_STRUCT_FROM_MEMBER(store_call, timeout, entry);
     note_reachable(call->client, false, call->sent ? "request timed out" : "not connected");
+    if (call->sent)
+        call->client->failures.timed_out++;
+    else
+        call->client->failures.not_sent++;
     finish_call(call, HV_STATUS_UNAVAILABLE, NULL);
 }
 
@@ -260,6 +265,11 @@ void store_call_cancel(store_call *call)
 {
     call->cb = NULL;
     call->data = NULL;
+}
+
+store_client_failures store_client_failure_counts(const store_client *client)
+{
+    return client->failures;
 }
 
 size_t store_client_in_flight(const store_client *client)

@@ -34,6 +34,15 @@ store_call *store_client_send(store_client *client, const char *op, const char *
  * it comes, is dropped. */
 void store_call_cancel(store_call *call);
 
+/* Calls that ended without a reply from the store, since the client was
+ * created. Cancelled calls count too once their time is up. */
+typedef struct {
+    uint64_t timed_out; /* sent, but no reply within the timeout */
+    uint64_t not_sent;  /* no store was connected to take it within the timeout */
+} store_client_failures;
+
+store_client_failures store_client_failure_counts(const store_client *client);
+
 /* Calls still waiting for their reply or timeout, cancelled ones included. */
 size_t store_client_in_flight(const store_client *client);
 

@@ -300,3 +300,23 @@ Test(routes, truncated_prefix_is_not_found)
     assert_not_found(path, strlen("/conversations/"));
     assert_not_found(path, strlen("/conversation"));
 }
+
+/* --- Names for metrics ------------------------------------------------------ */
+
+Test(routes, route_names_are_path_patterns)
+{
+    cr_assert(eq(str, (char *)routes_name(ROUTE_ROOT), "/"));
+    cr_assert(eq(str, (char *)routes_name(ROUTE_HEALTH), "/health"));
+    cr_assert(eq(str, (char *)routes_name(ROUTE_CONVERSATIONS), "/conversations"));
+    cr_assert(eq(str, (char *)routes_name(ROUTE_CONVERSATION), "/conversations/:id"));
+    cr_assert(eq(str, (char *)routes_name(ROUTE_MESSAGES), "/conversations/:id/messages"));
+    cr_assert(eq(str, (char *)routes_name(ROUTE_NOT_FOUND), "unmatched"));
+}
+
+Test(routes, method_names_round_trip)
+{
+    const char *names[] = {"GET", "HEAD", "POST", "OPTIONS"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        cr_assert(eq(str, (char *)routes_method_name(routes_parse_method(names[i], strlen(names[i]))), (char *)names[i]));
+    cr_assert(eq(str, (char *)routes_method_name(routes_parse_method("DELETE", 6)), "other"));
+}
