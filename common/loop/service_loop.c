@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,6 +17,13 @@ int service_listen(const char *address, char *error, size_t error_size)
     const char *colon = strrchr(address, ':');
     if (!colon || colon == address || !colon[1] || (size_t)(colon - address) >= sizeof(host)) {
         snprintf(error, error_size, "invalid listen address \"%s\": expected HOST:PORT", address);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || errno || port < 0 || port > 65535) {
+        snprintf(error, error_size, "invalid listen address \"%s\": the port must be a number from 0 to 65535", address);
         return -1;
     }
     snprintf(host, sizeof(host), "%.*s", (int)(colon - address), address);

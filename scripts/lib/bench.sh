@@ -2,6 +2,10 @@
 # Source it after setting `program` (the name in messages), `quiet_busy_percent` and
 # `quiet_wait_max_s`.
 
+# The benchmarks read no metrics, and the default metrics ports would clash
+# with services already running on this machine.
+export HELVINO_STORE_METRICS_LISTEN=off HELVINO_GATEWAY_METRICS_LISTEN=off HELVINO_REALTIME_METRICS_LISTEN=off
+
 die() {
     echo "$program: $*" >&2
     exit 1
