@@ -100,27 +100,21 @@ static void collect_metrics(void *data)
 }
 
 /* Opens the metrics listener unless the setting is "off". Returns 0, or -1
- * after logging why it failed. */
+ * after logging why it failed. Without a listener nothing is counted: the
+ * metrics stay NULL. */
 static int open_admin(h2o_loop_t *loop)
 {
-    char error[512];
-    char bound[HV_ADMIN_ADDRESS_SIZE];
-    /* Without a listener nothing is counted: the metrics stay NULL. */
-    if (strcmp(config.metrics_listen, HV_ADMIN_OFF) == 0) {
-        HV_INFO("metrics listener off", HV_LOG_END);
-        return 0;
-    }
-    if (metrics_init() != 0) {
+    if (strcmp(config.metrics_listen, HV_ADMIN_OFF) != 0 && metrics_init() != 0) {
         HV_ERROR("creating the metrics failed", HV_STR("err", "out of memory"));
         return -1;
     }
-    if (metrics_listener_start(&admin, loop, config.metrics_listen, metrics.registry, collect_metrics, NULL, bound, error,
-                               sizeof(error)) != 0) {
-        HV_ERROR("opening the metrics listener failed", HV_STR("err", error));
-        return -1;
-    }
-    HV_INFO("serving metrics", HV_STR("listen", bound), HV_STR("path", "/metrics"));
-    return 0;
+    return metrics_listener_open(&admin, loop, config.metrics_listen, metrics.registry, collect_metrics, NULL) < 0 ? -1 : 0;
+}
+
+static bool requests_in_flight(void *data)
+{
+    (void)data;
+    return api.exchanges > 0 || realtime.sends_in_flight > 0;
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -180,41 +174,19 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    int fd = service_listen(config.listen, error, sizeof(error));
-    if (fd < 0) {
-        HV_ERROR("opening the HTTP listener failed", HV_STR("err", error));
+    h2o_socket_t *signals;
+    if (service_open(loop, config.listen, &accept_context, on_signal, &listener, &signals) != 0 || open_admin(loop) != 0)
         return 1;
-    }
-    listener = service_accept(loop, fd, &accept_context);
-    if (open_admin(loop) != 0)
-        return 1;
-
-    h2o_socket_t *signals = service_watch_signals(loop, on_signal);
-    if (!signals) {
-        HV_ERROR("creating the signal descriptor failed", HV_STR("err", strerror(errno)));
-        return 1;
-    }
 
     HV_INFO("gateway ready", HV_STR("listen", config.listen), HV_STR("store", config.store_endpoint),
             HV_STR("realtime", config.realtime_url));
-    char status[256];
-    describe_status(status, sizeof(status), NULL);
-    hv_notify_ready(status);
-    service_heartbeat_start(loop, describe_status, NULL);
+    service_ready(loop, describe_status, NULL);
 
     /* The exit closes open WebSockets and long-polling GETs instead of
      * waiting for them, and Socket.IO clients reconnect by themselves. */
-    int64_t deadline = 0;
-    while (!stopping || api.exchanges > 0 || realtime.sends_in_flight > 0) {
-        if (stopping && !deadline)
-            deadline = hv_time_monotonic_ms() + config.shutdown_timeout_ms;
-        if (deadline && hv_time_monotonic_ms() >= deadline) {
-            HV_WARN("shutdown timeout reached; abandoning requests", HV_INT("in_flight", api.exchanges),
-                    HV_INT("realtime_in_flight", realtime.sends_in_flight));
-            break;
-        }
-        h2o_evloop_run(loop, stopping ? 100 : INT32_MAX);
-    }
+    if (!service_run(loop, &stopping, requests_in_flight, NULL, config.shutdown_timeout_ms))
+        HV_WARN("shutdown timeout reached; abandoning requests", HV_INT("in_flight", api.exchanges),
+                HV_INT("realtime_in_flight", realtime.sends_in_flight));
 
     service_heartbeat_stop();
     metrics_listener_stop(&admin);

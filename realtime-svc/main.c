@@ -121,21 +121,17 @@ static void collect_metrics(void *data)
  * after logging why it failed. */
 static int open_admin(h2o_loop_t *loop)
 {
-    char error[512];
-    char bound[HV_ADMIN_ADDRESS_SIZE];
+    int status = metrics_listener_open(&admin, loop, config.metrics_listen, metrics.registry, collect_metrics, NULL);
     /* Without a listener nothing is counted: the metrics stay NULL. */
-    if (strcmp(config.metrics_listen, HV_ADMIN_OFF) == 0) {
+    if (status == 1)
         metrics_destroy();
-        HV_INFO("metrics listener off", HV_LOG_END);
-        return 0;
-    }
-    if (metrics_listener_start(&admin, loop, config.metrics_listen, metrics.registry, collect_metrics, NULL, bound, error,
-                               sizeof(error)) != 0) {
-        HV_ERROR("opening the metrics listener failed", HV_STR("err", error));
-        return -1;
-    }
-    HV_INFO("serving metrics", HV_STR("listen", bound), HV_STR("path", "/metrics"));
-    return 0;
+    return status < 0 ? -1 : 0;
+}
+
+static bool clients_left(void *data)
+{
+    (void)data;
+    return realtime_client_count(service) > 0;
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -210,38 +206,16 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    int fd = service_listen(config.listen, error, sizeof(error));
-    if (fd < 0) {
-        HV_ERROR("opening the listener failed", HV_STR("err", error));
+    h2o_socket_t *signals;
+    if (service_open(loop, config.listen, &accept_context, on_signal, &listener, &signals) != 0 || open_admin(loop) != 0)
         return 1;
-    }
-    listener = service_accept(loop, fd, &accept_context);
-    if (open_admin(loop) != 0)
-        return 1;
-
-    h2o_socket_t *signals = service_watch_signals(loop, on_signal);
-    if (!signals) {
-        HV_ERROR("creating the signal descriptor failed", HV_STR("err", strerror(errno)));
-        return 1;
-    }
 
     HV_INFO("realtime ready", HV_STR("listen", config.listen), HV_STR("store", config.store_endpoint),
             HV_STR("events", config.events_endpoint));
-    char status[256];
-    describe_status(status, sizeof(status), NULL);
-    hv_notify_ready(status);
-    service_heartbeat_start(loop, describe_status, NULL);
+    service_ready(loop, describe_status, NULL);
 
-    int64_t deadline = 0;
-    while (!stopping || realtime_client_count(service) > 0) {
-        if (stopping && !deadline)
-            deadline = hv_time_monotonic_ms() + config.shutdown_timeout_ms;
-        if (deadline && hv_time_monotonic_ms() >= deadline) {
-            HV_WARN("shutdown timeout reached; dropping clients", HV_INT("clients", realtime_client_count(service)));
-            break;
-        }
-        h2o_evloop_run(loop, stopping ? 100 : INT32_MAX);
-    }
+    if (!service_run(loop, &stopping, clients_left, NULL, config.shutdown_timeout_ms))
+        HV_WARN("shutdown timeout reached; dropping clients", HV_INT("clients", realtime_client_count(service)));
 
     service_heartbeat_stop();
     metrics_listener_stop(&admin);

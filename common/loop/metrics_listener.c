@@ -1,5 +1,7 @@
 /* GET /metrics on a second h2o context of the service's loop. */
 #include "metrics_listener.h"
+
+#include "hv_log.h"
 #include "service_loop.h"
 
 #include <stdlib.h>
@@ -88,4 +90,21 @@ void metrics_listener_stop(metrics_listener *listener)
     h2o_socket_read_stop(listener->socket);
     h2o_socket_close(listener->socket);
     listener->socket = NULL;
+}
+
+int metrics_listener_open(metrics_listener *listener, h2o_loop_t *loop, const char *address, hv_metrics *registry,
+                          hv_admin_collect_cb collect, void *data)
+{
+    if (strcmp(address, HV_ADMIN_OFF) == 0) {
+        HV_INFO("metrics listener off", HV_LOG_END);
+        return 1;
+    }
+    char error[512];
+    char bound[HV_ADMIN_ADDRESS_SIZE];
+    if (metrics_listener_start(listener, loop, address, registry, collect, data, bound, error, sizeof(error)) != 0) {
+        HV_ERROR("opening the metrics listener failed", HV_STR("err", error));
+        return -1;
+    }
+    HV_INFO("serving metrics", HV_STR("listen", bound), HV_STR("path", "/metrics"));
+    return 0;
 }

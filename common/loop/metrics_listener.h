@@ -32,6 +32,12 @@ int metrics_listener_start(metrics_listener *listener, h2o_loop_t *loop, const c
                            hv_admin_collect_cb collect, void *data, char *bound, char *error, size_t error_size)
     __attribute__((warn_unused_result));
 
+/* Opens the listener as metrics_listener_start does unless `address` is
+ * "off", and logs the outcome. Returns 1 when off, 0 when serving, or -1
+ * after logging why it failed. */
+int metrics_listener_open(metrics_listener *listener, h2o_loop_t *loop, const char *address, hv_metrics *registry,
+                          hv_admin_collect_cb collect, void *data) __attribute__((warn_unused_result));
+
 /* Closes the listening socket; connections open at that moment are served
  * until they end or the process exits. Does nothing when not started. */
 void metrics_listener_stop(metrics_listener *listener);

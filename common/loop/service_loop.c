@@ -1,7 +1,9 @@
 #include "service_loop.h"
 
 #include "hv_notify.h"
+#include "hv_log.h"
 #include "hv_service.h"
+#include "hv_time.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -117,4 +119,43 @@ void service_heartbeat_stop(void)
         h2o_timeout_unlink(&heartbeat.entry);
     h2o_timeout_dispose(heartbeat.loop, &heartbeat.interval);
     heartbeat.loop = NULL;
+}
+
+int service_open(h2o_loop_t *loop, const char *address, h2o_accept_ctx_t *accept_ctx, h2o_socket_cb on_signal,
+                 h2o_socket_t **listener, h2o_socket_t **signals)
+{
+    char error[512];
+    int fd = service_listen(address, error, sizeof(error));
+    if (fd < 0) {
+        HV_ERROR("opening the listener failed", HV_STR("err", error));
+        return -1;
+    }
+    *listener = service_accept(loop, fd, accept_ctx);
+    *signals = service_watch_signals(loop, on_signal);
+    if (!*signals) {
+        HV_ERROR("creating the signal descriptor failed", HV_STR("err", strerror(errno)));
+        return -1;
+    }
+    return 0;
+}
+
+void service_ready(h2o_loop_t *loop, service_status_cb status, void *data)
+{
+    char line[256];
+    status(line, sizeof(line), data);
+    hv_notify_ready(line);
+    service_heartbeat_start(loop, status, data);
+}
+
+bool service_run(h2o_loop_t *loop, volatile bool *stopping, bool (*busy)(void *data), void *data, int64_t timeout_ms)
+{
+    int64_t deadline = 0;
+    while (!*stopping || busy(data)) {
+        if (*stopping && !deadline)
+            deadline = hv_time_monotonic_ms() + timeout_ms;
+        if (deadline && hv_time_monotonic_ms() >= deadline)
+            return false;
+        h2o_evloop_run(loop, *stopping ? 100 : INT32_MAX);
+    }
+    return true;
 }

@@ -4,6 +4,7 @@
 #define HV_LOOP_SERVICE_LOOP_H
 
 #include <h2o.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Opens a non-blocking listening socket on "HOST:PORT" ("[::1]:4000" for
@@ -22,6 +23,21 @@ h2o_socket_t *service_watch_signals(h2o_loop_t *loop, h2o_socket_cb callback);
 
 /* Writes a STATUS line for the service manager into `out`. */
 typedef void (*service_status_cb)(char *out, size_t size, void *data);
+
+/* Opens the public listener on `address`, accepts its connections into
+ * `accept_ctx`, and has `on_signal` read SIGINT and SIGTERM. Returns 0 with
+ * both sockets set, or -1 after logging why it failed. */
+int service_open(h2o_loop_t *loop, const char *address, h2o_accept_ctx_t *accept_ctx, h2o_socket_cb on_signal,
+                 h2o_socket_t **listener, h2o_socket_t **signals);
+
+/* Sends READY=1 with the STATUS line that `status` writes, and starts the
+ * watchdog pings (service_heartbeat_start). */
+void service_ready(h2o_loop_t *loop, service_status_cb status, void *data);
+
+/* Runs the loop until `*stopping` is set and `busy` returns false, waiting
+ * at most `timeout_ms` once `*stopping` is set. Returns false when the
+ * timeout cut the wait short. */
+bool service_run(h2o_loop_t *loop, volatile bool *stopping, bool (*busy)(void *data), void *data, int64_t timeout_ms);
 
 /* When the service manager set a watchdog for this process, pings it from
  * the loop at half its interval and refreshes the STATUS line each time,

@@ -32,7 +32,7 @@ static const service_kind gateway_kind = {
     .log_name = "gateway",
     .ready_log = "gateway ready",
     /* The line main.c logs when binding the HTTP port failed. */
-    .port_taken_log = "opening the HTTP listener failed",
+    .port_taken_log = "Address already in use",
     .probe_name = "GET /",
     .probe = root_returns_200,
 };
