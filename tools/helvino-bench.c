@@ -2,6 +2,7 @@
  * message.add requests in flight over DEALER sockets, each reply followed at
  * once by the next request, and reports throughput and exact latency
  * percentiles for a measured window that follows a warm-up. */
+#include "latency.h"
 #include "hv_config.h"
 #include "hv_envelope.h"
 #include "hv_msgpack.h"
@@ -97,12 +98,6 @@ typedef struct {
 } caller;
 
 typedef struct {
-    int64_t *values_ns;
-    size_t count;
-    size_t capacity;
-} latency_list;
-
-typedef struct {
     void *context;
     void **sockets;
     zmq_pollitem_t *poll_items;
@@ -163,36 +158,6 @@ static void format_statuses(const phase_counts *counts, char *out, size_t out_si
 }
 
 /* --- Latencies ---------------------------------------------------------- */
-
-static int latency_append(latency_list *list, int64_t value_ns)
-{
-    if (list->count == list->capacity) {
-        size_t capacity = list->capacity ? list->capacity * 2 : 65536;
-        int64_t *grown = realloc(list->values_ns, capacity * sizeof(*grown));
-        if (!grown)
-            return -1;
-        list->values_ns = grown;
-        list->capacity = capacity;
-    }
-    list->values_ns[list->count++] = value_ns;
-    return 0;
-}
-
-static int compare_int64(const void *left, const void *right)
-{
-    int64_t a = *(const int64_t *)left, b = *(const int64_t *)right;
-    return (a > b) - (a < b);
-}
-
-/* Returns the nearest-rank percentile of sorted values: the smallest value
- * that at least `percent` percent of all values do not exceed. */
-static int64_t percentile_ns(const latency_list *sorted, unsigned percent)
-{
-    if (sorted->count == 0)
-        return 0;
-    size_t rank = (sorted->count * percent + 99) / 100;
-    return sorted->values_ns[rank > 0 ? rank - 1 : 0];
-}
 
 /* Writes the arithmetic mean in milliseconds, or "-" when no request
  * succeeded. pgbench reports this figure, so the two can be compared. */
@@ -510,7 +475,7 @@ static void format_percentile(const latency_list *sorted, unsigned percent, char
     if (sorted->count == 0)
         snprintf(out, out_size, "-");
     else
-        snprintf(out, out_size, "%.3f", (double)percentile_ns(sorted, percent) / 1e6);
+        snprintf(out, out_size, "%.3f", (double)latency_percentile_ns(sorted, percent) / 1e6);
 }
 
 /* Prints the result line on standard output and a summary on standard
@@ -519,7 +484,7 @@ static void format_percentile(const latency_list *sorted, unsigned percent, char
 static int report(bench *self, double client_cpu_s)
 {
     if (self->latencies.count > 0)
-        qsort(self->latencies.values_ns, self->latencies.count, sizeof(int64_t), compare_int64);
+        latency_sort(&self->latencies);
     const latency_list *sorted = &self->latencies;
     const phase_counts *measured = &self->phases[PHASE_MEASURED];
     double ops_per_s = (double)measured->ok * 1000.0 / (double)config.duration_ms;

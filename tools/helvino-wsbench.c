@@ -5,6 +5,7 @@
  * client (--mode latency). --mode zmq measures the same POST-to-event path to
  * a plain ZeroMQ subscriber of the store's events, without the real-time
  * service: the ceiling for the latency mode. */
+#include "latency.h"
 #include "hv_config.h"
 #include "hv_event.h"
 
@@ -435,11 +436,6 @@ typedef struct {
     long fds;
     long tcp_mem_pages; /* machine-wide, from /proc/net/sockstat */
 } memory_reading;
-
-typedef struct {
-    int64_t *values_ns;
-    size_t count;
-} latency_list;
 
 typedef struct {
     bench_mode mode;
@@ -1722,28 +1718,6 @@ static int run_idle(bench *self)
 
 /* --- Latency and zmq modes ---------------------------------------------- */
 
-static int compare_int64(const void *left, const void *right)
-{
-    int64_t a = *(const int64_t *)left, b = *(const int64_t *)right;
-    return (a > b) - (a < b);
-}
-
-/* Returns the nearest-rank percentile of sorted values: the smallest value
- * that at least `percent` percent of all values do not exceed. */
-static int64_t percentile_ns(const latency_list *sorted, unsigned percent)
-{
-    if (sorted->count == 0)
-        return 0;
-    size_t rank = (sorted->count * percent + 99) / 100;
-    return sorted->values_ns[rank > 0 ? rank - 1 : 0];
-}
-
-static void latency_sort(latency_list *list)
-{
-    if (list->count > 0)
-        qsort(list->values_ns, list->count, sizeof(int64_t), compare_int64);
-}
-
 /* Returns {"p50":..,"p90":..,"p99":..,"max":..,"mean":..,"count":..} in
  * milliseconds for sorted values, with nulls when there are none. */
 static json_t *latency_json(const latency_list *sorted)
@@ -1756,7 +1730,7 @@ static json_t *latency_json(const latency_list *sorted)
         sum += (double)sorted->values_ns[i];
     for (size_t i = 0; i < COUNT(percents); i++)
         json_object_set_new(object, names[i],
-                            sorted->count ? json_real((double)percentile_ns(sorted, percents[i]) / 1e6) : json_null());
+                            sorted->count ? json_real((double)latency_percentile_ns(sorted, percents[i]) / 1e6) : json_null());
     json_object_set_new(object, "mean", sorted->count ? json_real(sum / (double)sorted->count / 1e6) : json_null());
     json_object_set_new(object, "count", json_integer((json_int_t)sorted->count));
     return object;
@@ -1769,8 +1743,8 @@ static void latency_print(const char *label, const latency_list *sorted)
         return;
     }
     fprintf(stderr, "  %s in ms: p50 %.3f, p90 %.3f, p99 %.3f, max %.3f (%zu values)\n", label,
-            (double)percentile_ns(sorted, 50) / 1e6, (double)percentile_ns(sorted, 90) / 1e6,
-            (double)percentile_ns(sorted, 99) / 1e6, (double)percentile_ns(sorted, 100) / 1e6, sorted->count);
+            (double)latency_percentile_ns(sorted, 50) / 1e6, (double)latency_percentile_ns(sorted, 90) / 1e6,
+            (double)latency_percentile_ns(sorted, 99) / 1e6, (double)latency_percentile_ns(sorted, 100) / 1e6, sorted->count);
 }
 
 /* Returns true when every message in [first, last) has reached every
@@ -1859,10 +1833,10 @@ static uint64_t missing_deliveries(const bench *self, long first, long last)
 static int report_latency(bench *self, double client_cpu_s)
 {
     long first = config.warmup_messages, last = self->total_messages;
-    latency_list deliveries = {malloc(((size_t)(last - first) * (size_t)self->receivers + 1) * sizeof(int64_t)), 0};
-    latency_list first_arrivals = {malloc(((size_t)(last - first) + 1) * sizeof(int64_t)), 0};
-    latency_list last_arrivals = {malloc(((size_t)(last - first) + 1) * sizeof(int64_t)), 0};
-    latency_list posts = {malloc(((size_t)(last - first) + 1) * sizeof(int64_t)), 0};
+    latency_list deliveries = {malloc(((size_t)(last - first) * (size_t)self->receivers + 1) * sizeof(int64_t)), 0, 0};
+    latency_list first_arrivals = {malloc(((size_t)(last - first) + 1) * sizeof(int64_t)), 0, 0};
+    latency_list last_arrivals = {malloc(((size_t)(last - first) + 1) * sizeof(int64_t)), 0, 0};
+    latency_list posts = {malloc(((size_t)(last - first) + 1) * sizeof(int64_t)), 0, 0};
     if (!deliveries.values_ns || !first_arrivals.values_ns || !last_arrivals.values_ns || !posts.values_ns) {
         fprintf(stderr, "helvino-wsbench: out of memory for the report\n");
         free(deliveries.values_ns);
