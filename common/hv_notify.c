@@ -7,9 +7,9 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
-/* Sends one notification. A failure is logged, because a service that
- * cannot reach the manager is restarted for missing its readiness or its
- * watchdog, and the log says why. */
+/* Sends one notification. A failure is logged: a service that cannot
+ * reach the manager is restarted for missing its readiness or its
+ * watchdog, and the log line explains the restart. */
 static void send_state(const char *state)
 {
     int status = sd_notify(0, state);

@@ -130,7 +130,7 @@ static bool http_ok(int port, const char *request)
 typedef struct {
     const char *binary_variable;
     const char *listen_variable;
-    const char *probe; /* an HTTP/1.1 request that a serving instance answers 200 */
+    const char *probe; /* an HTTP/1.1 request to which a serving instance responds 200 */
 } http_service;
 
 static const http_service gateway = {"HELVINO_GATEWAY_BIN", "HELVINO_HTTP_LISTEN",
@@ -180,8 +180,9 @@ static int stop_and_wait(pid_t pid)
     return wait_exit(pid);
 }
 
-/* The common checks: READY=1 with a STATUS line, and the service answers
- * at that moment; pings at the expected rate; STOPPING=1 and exit 0. */
+/* The common checks: READY=1 with a STATUS line, with the service
+ * responding at that moment; pings at the expected rate; STOPPING=1 and
+ * exit 0. */
 static void check_http_service(const http_service *kind, const char *log_name)
 {
     char usec[32];
