@@ -82,13 +82,13 @@ int hv_admin_listen(const char *address, char *bound, char *error, size_t error_
     const char *colon = strrchr(address, ':');
     if (!colon || colon == address || !colon[1] || (size_t)(colon - address) >= sizeof(host)) {
         snprintf(error, error_size, "invalid metrics address \"%s\": expected HOST:PORT or \"%s\"", address, HV_ADMIN_OFF);
-        return -1;
+        return HV_ADMIN_INVALID_ADDRESS;
     }
     /* getaddrinfo would take a port above 65535 modulo 65536. */
     const char *port = colon + 1;
     if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 || atol(port) > 65535) {
         snprintf(error, error_size, "invalid metrics address \"%s\": the port must be a number from 0 to 65535", address);
-        return -1;
+        return HV_ADMIN_INVALID_ADDRESS;
     }
     snprintf(host, sizeof(host), "%.*s", (int)(colon - address), address);
     size_t host_len = strlen(host);
@@ -102,7 +102,7 @@ int hv_admin_listen(const char *address, char *bound, char *error, size_t error_
     int status = getaddrinfo(host, port, &hints, &found);
     if (status != 0) {
         snprintf(error, error_size, "invalid metrics address \"%s\": %s", address, gai_strerror(status));
-        return -1;
+        return HV_ADMIN_INVALID_ADDRESS;
     }
     if (!address_is_loopback(found->ai_addr)) {
         snprintf(error, error_size,
@@ -110,7 +110,7 @@ int hv_admin_listen(const char *address, char *bound, char *error, size_t error_
                  "metrics are not for other hosts",
                  address);
         freeaddrinfo(found);
-        return -1;
+        return HV_ADMIN_INVALID_ADDRESS;
     }
 
     int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

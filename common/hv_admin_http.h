@@ -27,12 +27,17 @@
 /* Size of the text that hv_admin_listen writes: "[<IPv6 address>]:<port>". */
 #define HV_ADMIN_ADDRESS_SIZE 64
 
+/* What hv_admin_listen returns for an address that is malformed or not on
+ * loopback: a setting to fix, where -1 is a failure at run time. */
+#define HV_ADMIN_INVALID_ADDRESS (-2)
+
 /* Opens a non-blocking listening socket on "HOST:PORT" ("[::1]:9101" for
  * IPv6). HOST must resolve to a loopback address (127.0.0.0/8 or ::1),
  * because the metrics are for the host's own scraper. Port 0 lets the
  * kernel choose. Writes the address bound, port included, into `bound`
- * (HV_ADMIN_ADDRESS_SIZE bytes). Returns the descriptor, or -1 with a
- * message in `error` that names the address. */
+ * (HV_ADMIN_ADDRESS_SIZE bytes). Returns the descriptor, or
+ * HV_ADMIN_INVALID_ADDRESS or -1 with a message in `error` that names the
+ * address. */
 int hv_admin_listen(const char *address, char *bound, char *error, size_t error_size) __attribute__((warn_unused_result));
 
 typedef struct hv_admin_http hv_admin_http;

@@ -99,8 +99,8 @@ static void collect_metrics(void *data)
     metrics_collect(api.exchanges, api.store);
 }
 
-/* Opens the metrics listener unless the setting is "off". Returns 0, or -1
- * after logging why it failed. Without a listener nothing is counted: the
+/* Opens the metrics listener unless the setting is "off". Returns 0, or a
+ * negative value as metrics_listener_open does after logging why it failed. Without a listener nothing is counted: the
  * metrics stay NULL. */
 static int open_admin(h2o_loop_t *loop)
 {
@@ -108,7 +108,8 @@ static int open_admin(h2o_loop_t *loop)
         HV_ERROR("creating the metrics failed", HV_STR("err", "out of memory"));
         return -1;
     }
-    return metrics_listener_open(&admin, loop, config.metrics_listen, metrics.registry, collect_metrics, NULL) < 0 ? -1 : 0;
+    int status = metrics_listener_open(&admin, loop, config.metrics_listen, metrics.registry, collect_metrics, NULL);
+    return status < 0 ? status : 0;
 }
 
 static bool requests_in_flight(void *data)
@@ -175,8 +176,11 @@ int main(int argc, char **argv)
     }
 
     h2o_socket_t *signals;
-    if (service_open(loop, config.listen, &accept_context, on_signal, &listener, &signals) != 0 || open_admin(loop) != 0)
-        return 1;
+    int opened = service_open(loop, config.listen, &accept_context, on_signal, &listener, &signals);
+    if (opened == 0)
+        opened = open_admin(loop);
+    if (opened != 0)
+        return service_exit_status(opened);
 
     HV_INFO("gateway ready", HV_STR("listen", config.listen), HV_STR("store", config.store_endpoint),
             HV_STR("realtime", config.realtime_url));

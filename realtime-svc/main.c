@@ -117,15 +117,15 @@ static void collect_metrics(void *data)
     realtime_collect_metrics(service);
 }
 
-/* Opens the metrics listener unless the setting is "off". Returns 0, or -1
- * after logging why it failed. */
+/* Opens the metrics listener unless the setting is "off". Returns 0, or a
+ * negative value as metrics_listener_open does after logging why it failed. */
 static int open_admin(h2o_loop_t *loop)
 {
     int status = metrics_listener_open(&admin, loop, config.metrics_listen, metrics.registry, collect_metrics, NULL);
     /* Without a listener nothing is counted: the metrics stay NULL. */
     if (status == 1)
         metrics_destroy();
-    return status < 0 ? -1 : 0;
+    return status < 0 ? status : 0;
 }
 
 static bool clients_left(void *data)
@@ -207,8 +207,11 @@ int main(int argc, char **argv)
     }
 
     h2o_socket_t *signals;
-    if (service_open(loop, config.listen, &accept_context, on_signal, &listener, &signals) != 0 || open_admin(loop) != 0)
-        return 1;
+    int opened = service_open(loop, config.listen, &accept_context, on_signal, &listener, &signals);
+    if (opened == 0)
+        opened = open_admin(loop);
+    if (opened != 0)
+        return service_exit_status(opened);
 
     HV_INFO("realtime ready", HV_STR("listen", config.listen), HV_STR("store", config.store_endpoint),
             HV_STR("events", config.events_endpoint));

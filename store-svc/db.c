@@ -157,6 +157,16 @@ void db_set_statement_timeout(long timeout_ms)
     snprintf(session_options, sizeof(session_options), "-c statement_timeout=%ld", timeout_ms);
 }
 
+/* Logs a server notice (such as "relation ... already exists, skipping")
+ * as a debug line, instead of libpq's default of printing it raw on stderr. */
+static void log_notice(void *data, const char *message)
+{
+    (void)data;
+    char line[256];
+    snprintf(line, sizeof(line), "%.*s", (int)strcspn(message, "\n"), message);
+    HV_DEBUG("database notice", HV_STR("notice", line));
+}
+
 PGconn *db_connect(const char *conninfo, const char *options, char *error, size_t error_size)
 {
     /* "options" comes before "dbname", so options in the connection string
@@ -166,8 +176,10 @@ PGconn *db_connect(const char *conninfo, const char *options, char *error, size_
     const char *values[] = {options ? options : "", conninfo, "5", "helvino-store", NULL};
 
     PGconn *conn = PQconnectdbParams(keywords, values, 1);
-    if (conn && PQstatus(conn) == CONNECTION_OK)
+    if (conn && PQstatus(conn) == CONNECTION_OK) {
+        PQsetNoticeProcessor(conn, log_notice, NULL);
         return conn;
+    }
     snprintf(error, error_size, "%s", conn ? PQerrorMessage(conn) : "out of memory");
     PQfinish(conn);
     return NULL;

@@ -140,8 +140,8 @@ static bool wait_for_signal(store *self, int wait_ms)
 }
 
 /* Connects, migrates and seeds, retrying with backoff while the database is
- * unreachable. Returns 0, or -1 when a signal asked to stop or a migration
- * failed. */
+ * unreachable. Returns 0, 1 when a signal asked to stop, or -1 when a
+ * migration failed. */
 static int prepare_database(store *self)
 {
     int backoff_ms = 200;
@@ -158,8 +158,11 @@ static int prepare_database(store *self)
         char first_line[256];
         snprintf(first_line, sizeof(first_line), "%.*s", (int)strcspn(error, "\n"), error);
         HV_WARN("waiting for the database", HV_INT("retry_in_ms", backoff_ms), HV_STR("err", first_line));
-        if (wait_for_signal(self, backoff_ms))
-            return -1;
+        if (wait_for_signal(self, backoff_ms)) {
+            HV_INFO("stop requested while waiting for the database", HV_LOG_END);
+            hv_notify_stopping("stopping before the database was reached");
+            return 1;
+        }
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
     }
 }
@@ -231,7 +234,7 @@ static int open_admin(store *self)
         self->admin = hv_admin_http_new(fd, metrics.registry, collect_metrics, self, error, sizeof(error));
     if (!self->admin) {
         HV_ERROR("opening the metrics listener failed", HV_STR("err", error));
-        return -1;
+        return fd == HV_ADMIN_INVALID_ADDRESS ? fd : -1;
     }
     HV_INFO("serving metrics", HV_STR("listen", bound), HV_STR("path", "/metrics"));
     return 0;
@@ -484,11 +487,19 @@ int main(int argc, char **argv)
         return 1;
     }
     int status = 1;
-    if (open_admin(&self) != 0)
+    int admin = open_admin(&self);
+    if (admin != 0) {
+        /* An address to fix is an invalid setting: the units do not restart. */
+        status = admin == HV_ADMIN_INVALID_ADDRESS ? 2 : 1;
         goto cleanup;
+    }
     hv_notify_status("waiting for the database and migrating");
-    if (prepare_database(&self) != 0)
+    int prepared = prepare_database(&self);
+    if (prepared != 0) {
+        /* A stop before the database came is a clean exit, not a failure. */
+        status = prepared > 0 ? 0 : 1;
         goto cleanup;
+    }
 
     if (open_sockets(&self) != 0)
         goto cleanup;

@@ -63,7 +63,7 @@ int metrics_listener_start(metrics_listener *listener, h2o_loop_t *loop, const c
 {
     int fd = hv_admin_listen(address, bound, error, error_size);
     if (fd < 0)
-        return -1;
+        return fd;
 
     listener->registry = registry;
     listener->collect = collect;
@@ -101,9 +101,10 @@ int metrics_listener_open(metrics_listener *listener, h2o_loop_t *loop, const ch
     }
     char error[512];
     char bound[HV_ADMIN_ADDRESS_SIZE];
-    if (metrics_listener_start(listener, loop, address, registry, collect, data, bound, error, sizeof(error)) != 0) {
+    int status = metrics_listener_start(listener, loop, address, registry, collect, data, bound, error, sizeof(error));
+    if (status != 0) {
         HV_ERROR("opening the metrics listener failed", HV_STR("err", error));
-        return -1;
+        return status;
     }
     HV_INFO("serving metrics", HV_STR("listen", bound), HV_STR("path", "/metrics"));
     return 0;

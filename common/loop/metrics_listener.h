@@ -27,14 +27,15 @@ typedef struct {
  * calling `collect` (which may be NULL) on the loop's thread. Other paths
  * get 404, other methods 405. Writes the address bound into `bound`
  * (HV_ADMIN_ADDRESS_SIZE bytes). Returns 0, or -1 with a message in
- * `error`. The registry must outlive the listener. */
+ * `error`, or HV_ADMIN_INVALID_ADDRESS when the address is malformed or not
+ * on loopback. The registry must outlive the listener. */
 int metrics_listener_start(metrics_listener *listener, h2o_loop_t *loop, const char *address, hv_metrics *registry,
                            hv_admin_collect_cb collect, void *data, char *bound, char *error, size_t error_size)
     __attribute__((warn_unused_result));
 
 /* Opens the listener as metrics_listener_start does unless `address` is
- * "off", and logs the outcome. Returns 1 when off, 0 when serving, or -1
- * after logging why it failed. */
+ * "off", and logs the outcome. Returns 1 when off, 0 when serving, or
+ * after logging why it failed HV_ADMIN_INVALID_ADDRESS or -1. */
 int metrics_listener_open(metrics_listener *listener, h2o_loop_t *loop, const char *address, hv_metrics *registry,
                           hv_admin_collect_cb collect, void *data) __attribute__((warn_unused_result));
 

@@ -1,6 +1,7 @@
 #include "service_loop.h"
 
 #include "hv_notify.h"
+#include "hv_admin_http.h"
 #include "hv_log.h"
 #include "hv_service.h"
 #include "hv_time.h"
@@ -13,20 +14,25 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+int service_exit_status(int failure)
+{
+    return failure == SERVICE_INVALID_ADDRESS || failure == HV_ADMIN_INVALID_ADDRESS ? 2 : 1;
+}
+
 int service_listen(const char *address, char *error, size_t error_size)
 {
     char host[256];
     const char *colon = strrchr(address, ':');
     if (!colon || colon == address || !colon[1] || (size_t)(colon - address) >= sizeof(host)) {
         snprintf(error, error_size, "invalid listen address \"%s\": expected HOST:PORT", address);
-        return -1;
+        return SERVICE_INVALID_ADDRESS;
     }
     char *end;
     errno = 0;
     long port = strtol(colon + 1, &end, 10);
     if (*end || errno || port < 0 || port > 65535) {
         snprintf(error, error_size, "invalid listen address \"%s\": the port must be a number from 0 to 65535", address);
-        return -1;
+        return SERVICE_INVALID_ADDRESS;
     }
     snprintf(host, sizeof(host), "%.*s", (int)(colon - address), address);
     if (host[0] == '[' && host[strlen(host) - 1] == ']') {
@@ -39,7 +45,7 @@ int service_listen(const char *address, char *error, size_t error_size)
     int status = getaddrinfo(host, colon + 1, &hints, &found);
     if (status != 0) {
         snprintf(error, error_size, "invalid listen address \"%s\": %s", address, gai_strerror(status));
-        return -1;
+        return SERVICE_INVALID_ADDRESS;
     }
 
     int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -128,7 +134,7 @@ int service_open(h2o_loop_t *loop, const char *address, h2o_accept_ctx_t *accept
     int fd = service_listen(address, error, sizeof(error));
     if (fd < 0) {
         HV_ERROR("opening the listener failed", HV_STR("err", error));
-        return -1;
+        return fd;
     }
     *listener = service_accept(loop, fd, accept_ctx);
     *signals = service_watch_signals(loop, on_signal);

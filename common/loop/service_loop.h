@@ -7,8 +7,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* What service_listen and service_open return for a malformed listen
+ * address: a setting to fix, so the services exit 2 as for any invalid
+ * setting, where -1 is a failure at run time. */
+#define SERVICE_INVALID_ADDRESS (-2)
+
+/* Returns the exit status for a failure that service_open, service_listen
+ * or hv_admin_listen returned: 2 for an invalid address, as for any invalid
+ * setting (the units do not restart a service that exits 2), 1 otherwise. */
+int service_exit_status(int failure);
+
 /* Opens a non-blocking listening socket on "HOST:PORT" ("[::1]:4000" for
- * IPv6). Returns the descriptor, or -1 with a message in `error`. */
+ * IPv6). Returns the descriptor, or SERVICE_INVALID_ADDRESS or -1 with a
+ * message in `error`. */
 int service_listen(const char *address, char *error, size_t error_size);
 
 /* Accepts the connections of the listening descriptor `fd` into
@@ -26,7 +37,8 @@ typedef void (*service_status_cb)(char *out, size_t size, void *data);
 
 /* Opens the public listener on `address`, accepts its connections into
  * `accept_ctx`, and has `on_signal` read SIGINT and SIGTERM. Returns 0 with
- * both sockets set, or -1 after logging why it failed. */
+ * both sockets set, or SERVICE_INVALID_ADDRESS or -1 after logging why it
+ * failed. */
 int service_open(h2o_loop_t *loop, const char *address, h2o_accept_ctx_t *accept_ctx, h2o_socket_cb on_signal,
                  h2o_socket_t **listener, h2o_socket_t **signals);
 

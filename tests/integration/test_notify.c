@@ -250,3 +250,19 @@ Test(notify, store_is_ready_after_migrations_and_pings_watchdog)
     expect_notification("STOPPING=1", notification, sizeof(notification), 5000);
     cr_expect_eq(store_stop(&second), 0, "the store did not exit 0");
 }
+
+Test(notify, store_stopped_while_waiting_for_database_exits_0)
+{
+    store_fixture waiting;
+    char notify[256];
+    snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s", notify_path);
+    const char *env[] = {notify, "HELVINO_DATABASE_URL=host=/nonexistent port=5999 dbname=helvino", NULL};
+    store_launch(&waiting, env);
+
+    char notification[1024];
+    expect_notification("STATUS=waiting for the database and migrating", notification, sizeof(notification), 10000);
+    cr_expect(store_wait_for_log(&waiting, "waiting for the database", 10000), "the store did not log its wait");
+    kill(waiting.pid, SIGTERM);
+    expect_notification("STOPPING=1", notification, sizeof(notification), 5000);
+    cr_expect_eq(store_stop(&waiting), 0, "a stop before the database came is not a failure");
+}

@@ -353,7 +353,7 @@ Test(admin_http, non_loopback_addresses_are_rejected)
     for (size_t i = 0; i < sizeof(addresses) / sizeof(addresses[0]); i++) {
         char address_bound[HV_ADMIN_ADDRESS_SIZE];
         char error[256] = "";
-        cr_assert(eq(int, hv_admin_listen(addresses[i], address_bound, error, sizeof(error)), -1), "%s", addresses[i]);
+        cr_assert(eq(int, hv_admin_listen(addresses[i], address_bound, error, sizeof(error)), HV_ADMIN_INVALID_ADDRESS), "%s", addresses[i]);
         cr_assert(not(zero(ptr, strstr(error, "must be a loopback address"))), "%s: %s", addresses[i], error);
         cr_assert(not(zero(ptr, strstr(error, addresses[i]))), "%s: %s", addresses[i], error);
     }
@@ -377,7 +377,7 @@ Test(admin_http, malformed_addresses_are_rejected)
     for (size_t i = 0; i < sizeof(addresses) / sizeof(addresses[0]); i++) {
         char address_bound[HV_ADMIN_ADDRESS_SIZE];
         char error[256] = "";
-        cr_assert(eq(int, hv_admin_listen(addresses[i], address_bound, error, sizeof(error)), -1), "%s", addresses[i]);
+        cr_assert(eq(int, hv_admin_listen(addresses[i], address_bound, error, sizeof(error)), HV_ADMIN_INVALID_ADDRESS), "%s", addresses[i]);
         cr_assert(not(zero(ptr, strstr(error, "invalid metrics address"))), "%s: %s", addresses[i], error);
     }
 }
