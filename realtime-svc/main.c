@@ -14,6 +14,7 @@
 #include "service_loop.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,12 @@ static void on_signal(h2o_socket_t *sock, const char *err)
 
 int main(int argc, char **argv)
 {
+    /* Each WebSocket write allocates and frees a buffer. With glibc's
+     * default trim threshold (128 KiB), a small heap hands that memory back
+     * to the kernel after nearly every event and takes it again with the
+     * next one: a brk call and page faults per delivery. */
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+
     hv_service_configure(settings, SETTING_COUNT, argc, argv, "helvino-realtime", "realtime", &config.log_level);
     char error[512];
     /* Checks the org settings even when the listener is off. */
