@@ -15,11 +15,9 @@
 #include "service_loop.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -45,18 +43,16 @@ static hv_setting settings[] = {
     {"store-endpoint", "HELVINO_STORE_ENDPOINT", HV_SETTING_STRING, "tcp://127.0.0.1:5555",
      "ZeroMQ endpoint of the store's request socket.", &config.store_endpoint, 0, 0, HV_SHOW_PLAIN},
     {"store-timeout-ms", "HELVINO_STORE_TIMEOUT_MS", HV_SETTING_INT, "5000",
-     "How long to wait for the store before answering 503, in milliseconds.", &config.store_timeout_ms, 1, 600000,
-     HV_SHOW_PLAIN},
+     "How long to wait for the store before answering 503, in milliseconds.", &config.store_timeout_ms, 1, 600000, HV_SHOW_PLAIN},
     {"max-body-bytes", "HELVINO_MAX_BODY_BYTES", HV_SETTING_INT, "65536", "Largest request body accepted, in bytes (413 above).",
      &config.max_body_bytes, 1, 16L * 1024 * 1024, HV_SHOW_PLAIN},
     {"cors-origins", "HELVINO_CORS_ORIGINS", HV_SETTING_STRING, "*",
-     "Origins allowed to call the API from a browser: * or a comma-separated list.", &config.cors_origins, 0, 0,
-     HV_SHOW_PLAIN},
+     "Origins allowed to call the API from a browser: * or a comma-separated list.", &config.cors_origins, 0, 0, HV_SHOW_PLAIN},
     {"realtime-url", "HELVINO_REALTIME_URL", HV_SETTING_STRING, "http://127.0.0.1:4001",
      "Base URL of helvino-realtime (http://HOST:PORT), where requests under /socket.io/ are forwarded.", &config.realtime_url, 0, 0,
      HV_SHOW_PLAIN},
-    {"key-cache-size", "HELVINO_KEY_CACHE_SIZE", HV_SETTING_INT, "10000", "Org keys remembered at most.",
-     &config.key_cache_size, 1, 10000000, HV_SHOW_PLAIN},
+    {"key-cache-size", "HELVINO_KEY_CACHE_SIZE", HV_SETTING_INT, "10000", "Org keys remembered at most.", &config.key_cache_size, 1,
+     10000000, HV_SHOW_PLAIN},
     {"key-cache-ttl-ms", "HELVINO_KEY_CACHE_TTL_MS", HV_SETTING_INT, "60000",
      "How long a valid key is trusted without asking the store, in milliseconds; a revoked key works this long.",
      &config.key_cache_ttl_ms, 0, 86400000, HV_SHOW_PLAIN},
@@ -82,7 +78,6 @@ static h2o_context_t context;
 static h2o_accept_ctx_t accept_context;
 static gateway api;
 static realtime_proxy realtime;
-static h2o_socket_t *listener;
 static metrics_listener admin;
 static volatile bool stopping;
 
@@ -100,8 +95,8 @@ static void collect_metrics(void *data)
 }
 
 /* Opens the metrics listener unless the setting is "off". Returns 0, or a
- * negative value as metrics_listener_open does after logging why it failed. Without a listener nothing is counted: the
- * metrics stay NULL. */
+ * negative value as metrics_listener_open does after logging why it
+ * failed. Without a listener nothing is counted: the metrics stay NULL. */
 static int open_admin(h2o_loop_t *loop)
 {
     if (strcmp(config.metrics_listen, HV_ADMIN_OFF) != 0 && metrics_init() != 0) {
@@ -118,25 +113,14 @@ static bool requests_in_flight(void *data)
     return api.exchanges > 0 || realtime.sends_in_flight > 0;
 }
 
-static void on_signal(h2o_socket_t *sock, const char *err)
+static void on_stop(const char *signal_name)
 {
-    (void)err;
-    struct signalfd_siginfo info;
-    int fd = h2o_socket_get_fd(sock);
-    while (read(fd, &info, sizeof(info)) == (ssize_t)sizeof(info)) {
-        if (stopping)
-            continue;
-        HV_INFO("shutdown requested; finishing requests in flight", HV_STR("signal", strsignal((int)info.ssi_signo)),
-                HV_INT("in_flight", api.exchanges), HV_INT("realtime_in_flight", realtime.sends_in_flight));
-        stopping = true;
-        char status[256];
-        describe_status(status, sizeof(status), NULL);
-        hv_notify_stopping(status);
-        /* Stop accepting: close the listener so the port frees at once. */
-        h2o_socket_read_stop(listener);
-        h2o_socket_close(listener);
-        listener = NULL;
-    }
+    HV_INFO("shutdown requested; finishing requests in flight", HV_STR("signal", signal_name), HV_INT("in_flight", api.exchanges),
+            HV_INT("realtime_in_flight", realtime.sends_in_flight));
+    stopping = true;
+    char status[256];
+    describe_status(status, sizeof(status), NULL);
+    hv_notify_stopping(status);
 }
 
 int main(int argc, char **argv)
@@ -151,7 +135,8 @@ int main(int argc, char **argv)
     hv_service_log_start(settings, SETTING_COUNT, "helvino-gateway", HV_VERSION);
 
     h2o_config_init(&globalconf);
-    /* Bodies up to 16 times the limit are read and get the JSON 413 of the contract; h2o itself rejects larger ones with its own. */
+    /* Bodies up to 16 times the limit are read and get the JSON 413 of the contract; h2o itself rejects larger ones with its own.
+     */
     globalconf.max_request_entity_size = (size_t)config.max_body_bytes * 16;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     realtime_proxy_register(hostconf, &realtime);
@@ -164,8 +149,7 @@ int main(int argc, char **argv)
     accept_context.hosts = globalconf.hosts;
 
     void *zmq_context = zmq_ctx_new();
-    api.store = store_client_new(loop, zmq_context, config.store_endpoint, (uint64_t)config.store_timeout_ms, error,
-                                 sizeof(error));
+    api.store = store_client_new(loop, zmq_context, config.store_endpoint, (uint64_t)config.store_timeout_ms, error, sizeof(error));
     api.keys = key_cache_new((size_t)config.key_cache_size, config.key_cache_ttl_ms, config.key_cache_negative_ttl_ms);
     api.max_body_bytes = (size_t)config.max_body_bytes;
     api.cors_origins = config.cors_origins;
@@ -175,8 +159,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    h2o_socket_t *signals;
-    int opened = service_open(loop, config.listen, &accept_context, on_signal, &listener, &signals);
+    int opened = service_open(loop, config.listen, &accept_context, on_stop);
     if (opened == 0)
         opened = open_admin(loop);
     if (opened != 0)
@@ -192,10 +175,8 @@ int main(int argc, char **argv)
         HV_WARN("shutdown timeout reached; abandoning requests", HV_INT("in_flight", api.exchanges),
                 HV_INT("realtime_in_flight", realtime.sends_in_flight));
 
-    service_heartbeat_stop();
+    service_close();
     metrics_listener_stop(&admin);
-    h2o_socket_read_stop(signals);
-    h2o_socket_close(signals);
     store_client_destroy(&api.store);
     key_cache_destroy(&api.keys);
     zmq_ctx_term(zmq_context);

@@ -15,11 +15,9 @@
 
 #include <errno.h>
 #include <malloc.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -100,7 +98,6 @@ static hv_setting settings[] = {
 static h2o_globalconf_t globalconf;
 static h2o_context_t context;
 static h2o_accept_ctx_t accept_context;
-static h2o_socket_t *listener;
 static metrics_listener admin;
 static realtime *service;
 static volatile bool stopping;
@@ -108,8 +105,7 @@ static volatile bool stopping;
 static void describe_status(char *out, size_t size, void *data)
 {
     (void)data;
-    snprintf(out, size, "%s on %s; %zu clients", stopping ? "stopping" : "serving", config.listen,
-             realtime_client_count(service));
+    snprintf(out, size, "%s on %s; %zu clients", stopping ? "stopping" : "serving", config.listen, realtime_client_count(service));
 }
 
 static void collect_metrics(void *data)
@@ -135,25 +131,15 @@ static bool clients_left(void *data)
     return realtime_client_count(service) > 0;
 }
 
-static void on_signal(h2o_socket_t *sock, const char *err)
+static void on_stop(const char *signal_name)
 {
-    (void)err;
-    struct signalfd_siginfo info;
-    int fd = h2o_socket_get_fd(sock);
-    while (read(fd, &info, sizeof(info)) == (ssize_t)sizeof(info)) {
-        if (stopping)
-            continue;
-        HV_INFO("shutdown requested; closing clients", HV_STR("signal", strsignal((int)info.ssi_signo)),
-                HV_INT("clients", realtime_client_count(service)));
-        stopping = true;
-        char status[256];
-        describe_status(status, sizeof(status), NULL);
-        hv_notify_stopping(status);
-        h2o_socket_read_stop(listener);
-        h2o_socket_close(listener);
-        listener = NULL;
-        realtime_shutdown(service);
-    }
+    HV_INFO("shutdown requested; closing clients", HV_STR("signal", signal_name),
+            HV_INT("clients", realtime_client_count(service)));
+    stopping = true;
+    char status[256];
+    describe_status(status, sizeof(status), NULL);
+    hv_notify_stopping(status);
+    realtime_shutdown(service);
 }
 
 int main(int argc, char **argv)
@@ -213,8 +199,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    h2o_socket_t *signals;
-    int opened = service_open(loop, config.listen, &accept_context, on_signal, &listener, &signals);
+    int opened = service_open(loop, config.listen, &accept_context, on_stop);
     if (opened == 0)
         opened = open_admin(loop);
     if (opened != 0)
@@ -227,10 +212,8 @@ int main(int argc, char **argv)
     if (!service_run(loop, &stopping, clients_left, NULL, config.shutdown_timeout_ms))
         HV_WARN("shutdown timeout reached; dropping clients", HV_INT("clients", realtime_client_count(service)));
 
-    service_heartbeat_stop();
+    service_close();
     metrics_listener_stop(&admin);
-    h2o_socket_read_stop(signals);
-    h2o_socket_close(signals);
     realtime_destroy(&service);
     zmq_ctx_term(zmq_context);
     metrics_destroy();

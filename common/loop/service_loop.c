@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,16 +79,6 @@ h2o_socket_t *service_accept(h2o_loop_t *loop, int fd, h2o_accept_ctx_t *accept_
     return listener;
 }
 
-h2o_socket_t *service_watch_signals(h2o_loop_t *loop, h2o_socket_cb callback)
-{
-    int fd = hv_service_signal_fd();
-    if (fd < 0)
-        return NULL;
-    h2o_socket_t *sock = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(sock, callback);
-    return sock;
-}
-
 static struct {
     h2o_loop_t *loop;
     h2o_timeout_t interval;
@@ -127,8 +118,28 @@ void service_heartbeat_stop(void)
     heartbeat.loop = NULL;
 }
 
-int service_open(h2o_loop_t *loop, const char *address, h2o_accept_ctx_t *accept_ctx, h2o_socket_cb on_signal,
-                 h2o_socket_t **listener, h2o_socket_t **signals)
+/* The public listener and the signal watch of the process. */
+static struct {
+    h2o_socket_t *listener;
+    h2o_socket_t *signals;
+    service_stop_cb on_stop;
+} opened;
+
+static void on_signal(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    struct signalfd_siginfo info;
+    while (read(h2o_socket_get_fd(sock), &info, sizeof(info)) == (ssize_t)sizeof(info)) {
+        if (!opened.listener)
+            continue;
+        h2o_socket_read_stop(opened.listener);
+        h2o_socket_close(opened.listener);
+        opened.listener = NULL;
+        opened.on_stop(strsignal((int)info.ssi_signo));
+    }
+}
+
+int service_open(h2o_loop_t *loop, const char *address, h2o_accept_ctx_t *accept_ctx, service_stop_cb on_stop)
 {
     char error[512];
     int fd = service_listen(address, error, sizeof(error));
@@ -136,13 +147,27 @@ int service_open(h2o_loop_t *loop, const char *address, h2o_accept_ctx_t *accept
         HV_ERROR("opening the listener failed", HV_STR("err", error));
         return fd;
     }
-    *listener = service_accept(loop, fd, accept_ctx);
-    *signals = service_watch_signals(loop, on_signal);
-    if (!*signals) {
+    opened.listener = service_accept(loop, fd, accept_ctx);
+    opened.on_stop = on_stop;
+
+    int signal_fd = hv_service_signal_fd();
+    if (signal_fd < 0) {
         HV_ERROR("creating the signal descriptor failed", HV_STR("err", strerror(errno)));
         return -1;
     }
+    opened.signals = h2o_evloop_socket_create(loop, signal_fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(opened.signals, on_signal);
     return 0;
+}
+
+void service_close(void)
+{
+    service_heartbeat_stop();
+    if (opened.signals) {
+        h2o_socket_read_stop(opened.signals);
+        h2o_socket_close(opened.signals);
+        opened.signals = NULL;
+    }
 }
 
 void service_ready(h2o_loop_t *loop, service_status_cb status, void *data)

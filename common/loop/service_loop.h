@@ -1,5 +1,6 @@
-/* Start-up steps that the two h2o services share: the listening socket
- * and signals delivered to the event loop. */
+/* Start-up and shutdown steps that the two h2o services share: the
+ * listening socket, signals delivered to the event loop, readiness and
+ * watchdog notifications, and the loop that drains work at shutdown. */
 #ifndef HV_LOOP_SERVICE_LOOP_H
 #define HV_LOOP_SERVICE_LOOP_H
 
@@ -7,9 +8,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* What service_listen and service_open return for a malformed listen
- * address: a setting to fix, so the services exit 2 as for any invalid
- * setting, where -1 is a failure at run time. */
+/* Return value of service_listen and service_open for a malformed listen
+ * address. It is a setting to fix, so the services exit 2 as for any
+ * invalid setting, while -1 is a failure at run time. */
 #define SERVICE_INVALID_ADDRESS (-2)
 
 /* Returns the exit status for a failure that service_open, service_listen
@@ -27,20 +28,22 @@ int service_listen(const char *address, char *error, size_t error_size);
  * socket: closing it stops accepting. */
 h2o_socket_t *service_accept(h2o_loop_t *loop, int fd, h2o_accept_ctx_t *accept_ctx);
 
-/* Blocks SIGINT and SIGTERM (see hv_service_signal_fd) and has `callback`
- * read them from the loop. Returns the socket to close at exit, or NULL
- * with errno set. */
-h2o_socket_t *service_watch_signals(h2o_loop_t *loop, h2o_socket_cb callback);
-
 /* Writes a STATUS line for the service manager into `out`. */
 typedef void (*service_status_cb)(char *out, size_t size, void *data);
 
-/* Opens the public listener on `address`, accepts its connections into
- * `accept_ctx`, and has `on_signal` read SIGINT and SIGTERM. Returns 0 with
- * both sockets set, or SERVICE_INVALID_ADDRESS or -1 after logging why it
- * failed. */
-int service_open(h2o_loop_t *loop, const char *address, h2o_accept_ctx_t *accept_ctx, h2o_socket_cb on_signal,
-                 h2o_socket_t **listener, h2o_socket_t **signals);
+/* Called once, on the first SIGINT or SIGTERM, after the public listener
+ * has closed. `signal_name` is the signal's description, for the log. */
+typedef void (*service_stop_cb)(const char *signal_name);
+
+/* Opens the public listener on `address` and accepts its connections into
+ * `accept_ctx`. Blocks SIGINT and SIGTERM (see hv_service_signal_fd) and
+ * reads them from the loop: the first one closes the listener, so that the
+ * port frees at once, and calls `on_stop`. Returns 0, or
+ * SERVICE_INVALID_ADDRESS or -1 after logging why it failed. */
+int service_open(h2o_loop_t *loop, const char *address, h2o_accept_ctx_t *accept_ctx, service_stop_cb on_stop);
+
+/* Stops the watchdog pings and the signal watch before the loop goes away. */
+void service_close(void);
 
 /* Sends READY=1 with the STATUS line that `status` writes, and starts the
  * watchdog pings (service_heartbeat_start). */
