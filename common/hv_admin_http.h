@@ -27,8 +27,8 @@
 /* Size of the text that hv_admin_listen writes: "[<IPv6 address>]:<port>". */
 #define HV_ADMIN_ADDRESS_SIZE 64
 
-/* What hv_admin_listen returns for an address that is malformed or not on
- * loopback: a setting to fix, where -1 is a failure at run time. */
+/* Return value of hv_admin_listen for an address that is malformed or not
+ * on loopback. It is a setting to fix, while -1 is a failure at run time. */
 #define HV_ADMIN_INVALID_ADDRESS (-2)
 
 /* Opens a non-blocking listening socket on "HOST:PORT" ("[::1]:9101" for

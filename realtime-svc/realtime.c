@@ -26,18 +26,18 @@
 #define MESSAGE_UNAVAILABLE "Service unavailable"
 #define MESSAGE_INVALID_NAMESPACE "Invalid namespace"
 
-/* How long a refused client has to close by itself before the service
+/* How long a rejected client has to close by itself before the service
  * closes it. socket.io-client closes on CONNECT_ERROR, and a close packet
  * sent along with the error would reach its handlers first, as a
  * disconnect of a socket that never connected. */
-#define REFUSAL_GRACE_MS 1000
+#define REJECTION_GRACE_MS 1000
 
 typedef enum {
     CLIENT_NEW,          /* no CONNECT yet */
     CLIENT_RESOLVING,    /* asking the store for the key's org */
     CLIENT_WAITING_LIVE, /* in its room, waiting for the subscription to reach the store */
     CLIENT_CONNECTED,
-    CLIENT_REFUSED, /* got CONNECT_ERROR, closing */
+    CLIENT_REJECTED, /* got CONNECT_ERROR, closing */
 } client_state;
 
 typedef struct client {
@@ -49,7 +49,7 @@ typedef struct client {
     size_t key_len;
     char org[HV_ORG_ID_MAX + 1];
     char socket_id[ENGINE_ID_SIZE];
-    h2o_timeout_entry_t timer; /* the live timeout, then the refusal grace */
+    h2o_timeout_entry_t timer; /* the live timeout, then the rejection grace */
     h2o_linklist_t waiting;    /* in realtime.waiting while CLIENT_WAITING_LIVE */
 } client;
 
@@ -62,7 +62,7 @@ struct realtime {
     room_registry *rooms;
     events_subscriber *events;
     h2o_timeout_t live_timeout;
-    h2o_timeout_t refusal_grace;
+    h2o_timeout_t rejection_grace;
     h2o_linklist_t waiting;
 };
 
@@ -74,14 +74,14 @@ static int begin_message(eio_buffer *packet)
     return eio_buffer_append(packet, "4", 1);
 }
 
-static void on_refusal_grace_over(h2o_timeout_entry_t *entry)
+static void on_rejection_grace_over(h2o_timeout_entry_t *entry)
 {
     client *target = H2O_STRUCT_FROM_MEMBER(client, timer, entry);
-    engine_close(target->session, "refused", ENGINE_CLOSE_NORMAL);
+    engine_close(target->session, "rejected", ENGINE_CLOSE_NORMAL);
 }
 
-/* The connects_total result of a refusal with `message`. */
-static const char *refusal_result(const char *message)
+/* The connects_total result of a rejection with `message`. */
+static const char *rejection_result(const char *message)
 {
     if (strcmp(message, MESSAGE_MISSING_KEY) == 0)
         return METRICS_CONNECT_MISSING_KEY;
@@ -90,19 +90,21 @@ static const char *refusal_result(const char *message)
     return METRICS_CONNECT_UNAVAILABLE;
 }
 
-static void refuse(client *target, const char *message)
+/* Sends CONNECT_ERROR with `message`, then closes the connection after
+ * REJECTION_GRACE_MS unless the client closes it first. */
+static void reject_connect(client *target, const char *message)
 {
     eio_buffer packet = {0};
     if (begin_message(&packet) == 0 && sio_encode_connect_error(&packet, "/", message) == 0)
         engine_send(target->session, packet.data, packet.len);
     eio_buffer_release(&packet);
-    HV_INFO("connection refused", HV_STR("conn", engine_session_id(target->session)), HV_STR("reason", message));
-    hv_metric_inc(metrics.connects, HV_LABELS(refusal_result(message)));
-    target->state = CLIENT_REFUSED;
+    HV_INFO("connection rejected", HV_STR("conn", engine_session_id(target->session)), HV_STR("reason", message));
+    hv_metric_inc(metrics.connects, HV_LABELS(rejection_result(message)));
+    target->state = CLIENT_REJECTED;
     if (h2o_timeout_is_linked(&target->timer))
         h2o_timeout_unlink(&target->timer);
-    target->timer.cb = on_refusal_grace_over;
-    h2o_timeout_link(target->service->loop, &target->service->refusal_grace, &target->timer);
+    target->timer.cb = on_rejection_grace_over;
+    h2o_timeout_link(target->service->loop, &target->service->rejection_grace, &target->timer);
 }
 
 static void confirm(client *target)
@@ -112,7 +114,7 @@ static void confirm(client *target)
     if (engine_random_id(target->socket_id) != 0 || begin_message(&packet) != 0 ||
         sio_encode_connect(&packet, "/", target->socket_id) != 0) {
         eio_buffer_release(&packet);
-        refuse(target, MESSAGE_UNAVAILABLE);
+        reject_connect(target, MESSAGE_UNAVAILABLE);
         return;
     }
     engine_send(target->session, packet.data, packet.len);
@@ -138,7 +140,7 @@ static void on_live_timeout(h2o_timeout_entry_t *entry)
     HV_WARN("the store did not confirm an event subscription in time", HV_STR("org", target->org));
     stop_waiting(target);
     room_leave(target->service->rooms, target);
-    refuse(target, MESSAGE_UNAVAILABLE);
+    reject_connect(target, MESSAGE_UNAVAILABLE);
 }
 
 static void join(client *target)
@@ -146,7 +148,7 @@ static void join(client *target)
     realtime *service = target->service;
     size_t org_len = strlen(target->org);
     if (room_join(service->rooms, target->org, org_len, target) != 0) {
-        refuse(target, MESSAGE_UNAVAILABLE);
+        reject_connect(target, MESSAGE_UNAVAILABLE);
         return;
     }
     if (room_is_live(service->rooms, target->org, org_len)) {
@@ -246,9 +248,9 @@ static void on_key_resolved(void *data, int status, const msgpack_object *body)
         join(target);
     } else if (status == HV_STATUS_NOT_FOUND) {
         key_cache_put(service->keys, target->key, target->key_len, NULL, hv_time_monotonic_ms());
-        refuse(target, MESSAGE_INVALID_KEY);
+        reject_connect(target, MESSAGE_INVALID_KEY);
     } else {
-        refuse(target, MESSAGE_UNAVAILABLE);
+        reject_connect(target, MESSAGE_UNAVAILABLE);
     }
 }
 
@@ -262,7 +264,7 @@ static void resolve(client *target)
         join(target);
         return;
     case KEY_INVALID:
-        refuse(target, MESSAGE_INVALID_KEY);
+        reject_connect(target, MESSAGE_INVALID_KEY);
         return;
     case KEY_MISS:
         break;
@@ -280,7 +282,7 @@ static void resolve(client *target)
                                      on_key_resolved, target);
     msgpack_sbuffer_destroy(&args);
     if (!target->call)
-        refuse(target, MESSAGE_UNAVAILABLE);
+        reject_connect(target, MESSAGE_UNAVAILABLE);
 }
 
 static void on_connect(client *target, const sio_packet *packet)
@@ -301,11 +303,11 @@ static void on_connect(client *target, const sio_packet *packet)
 
     json_t *key = packet->payload ? json_object_get(packet->payload, "orgKey") : NULL;
     if (!key || json_is_null(key) || (json_is_string(key) && json_string_length(key) == 0)) {
-        refuse(target, MESSAGE_MISSING_KEY);
+        reject_connect(target, MESSAGE_MISSING_KEY);
         return;
     }
     if (!json_is_string(key) || json_string_length(key) > KEY_MAX_BYTES) {
-        refuse(target, MESSAGE_INVALID_KEY);
+        reject_connect(target, MESSAGE_INVALID_KEY);
         return;
     }
     target->key_len = json_string_length(key);
@@ -409,7 +411,7 @@ int realtime_start(realtime *service, h2o_context_t *context, void *zmq_context,
     service->loop = context->loop;
     engine_start(service->engine, context);
     h2o_timeout_init(service->loop, &service->live_timeout, service->settings.store_timeout_ms);
-    h2o_timeout_init(service->loop, &service->refusal_grace, REFUSAL_GRACE_MS);
+    h2o_timeout_init(service->loop, &service->rejection_grace, REJECTION_GRACE_MS);
     service->store = store_client_new(service->loop, zmq_context, service->settings.store_endpoint,
                                       service->settings.store_timeout_ms, error, error_size);
     if (!service->store)
@@ -456,7 +458,7 @@ void realtime_destroy(realtime **target)
     key_cache_destroy(&service->keys);
     if (service->loop) {
         h2o_timeout_dispose(service->loop, &service->live_timeout);
-        h2o_timeout_dispose(service->loop, &service->refusal_grace);
+        h2o_timeout_dispose(service->loop, &service->rejection_grace);
     }
     free(service);
     *target = NULL;

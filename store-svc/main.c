@@ -240,11 +240,11 @@ static int open_admin(store *self)
     return 0;
 }
 
-/* Answers each new subscription with a message on exactly the subscribed
+/* Replies to each new subscription with a message on exactly the subscribed
  * prefix and an empty body. The XPUB socket has applied the subscription
- * before passing it up, so a subscriber that sees its echo knows that every
- * event published from then on reaches it: that is how helvino-realtime
- * makes sure a client misses nothing after its CONNECT reply. */
+ * before passing it up, so every event published after the echo reaches
+ * that subscriber. helvino-realtime waits for the echo before it sends a
+ * CONNECT reply, so a client misses no event after the reply. */
 static void echo_subscriptions(store *self)
 {
     for (;;) {

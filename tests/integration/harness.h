@@ -80,9 +80,9 @@ typedef struct {
     void *socket;
 } event_listener;
 
-/* Subscribes to `org`'s events and waits until the subscription is live,
- * which the store tells by echoing it: events published from then on all
- * arrive. */
+/* Subscribes to `org`'s events and waits until the subscription is live.
+ * The store signals that by echoing the subscription, and every event
+ * published after the echo arrives. */
 void listener_open(event_listener *listener, store_fixture *store, const char *org);
 
 void listener_close(event_listener *listener);

@@ -1,7 +1,7 @@
 /* A stand-in for helvino-realtime behind the gateway. It is a small HTTP/1.1
  * server on loopback, run by threads of the test process, whose responses
- * show what reached it. It does not implement Engine.IO, because it only has
- * to be told apart from the gateway's own API. */
+ * show what reached it. It does not implement Engine.IO, because the tests
+ * only need to distinguish its responses from the gateway's own API. */
 #ifndef TEST_REALTIME_STUB_H
 #define TEST_REALTIME_STUB_H
 

@@ -1000,7 +1000,7 @@ Test(connect, missing_key_gets_connect_error_and_close)
         for (size_t i = 0; i < sizeof(packets) / sizeof(packets[0]); i++) {
             /* An empty or non-string key is refused as one or the other. */
             check_connect_refused(kind, packets[i], i < 3 ? MISSING_KEY_ERROR : NULL);
-            /* The refusals take a while, so the bystander answers its pings
+            /* The refusals take a while, so the bystander replies to its pings
              * as a live client does, and gets nothing else. */
             expect_quiet(bystanding, 50);
         }
